@@ -1,0 +1,336 @@
+"""The claim guard: the body runs only under a claim, and every way out of it settles
+the claim.
+
+``with app.claim(...) as run:`` acquires on entry (raising ``NotAcquired`` so the body
+cannot run unclaimed) and, on the way out, completes on a normal exit or releases for
+a retry on *any* exception, ``CancelledError``, ``KeyboardInterrupt`` and
+``SystemExit`` included, then re-raises. Once attempts are exhausted it fails the
+occurrence instead. If the settling call itself cannot reach the database, the error is
+logged and the lease expiry is the backstop: another worker takes the occurrence over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from cronclaim.exceptions import CronclaimError, NotAcquired, StaleClaim
+from cronclaim.models import Claim, ClaimState, Occurrence
+
+if TYPE_CHECKING:
+    from cronclaim.heartbeat import Heartbeater, _Watch
+    from cronclaim.store import Store
+
+log = logging.getLogger("cronclaim.guard")
+
+T = TypeVar("T")
+Status = Literal["done", "skipped", "released", "failed", "lost"]
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+class Run:
+    """What the guarded body holds: the claim, and the values to pass downstream."""
+
+    def __init__(self, claim: Claim) -> None:
+        self._claim = claim
+        self._lease_lost = False
+        self._settle: tuple[Literal["release", "fail"], str | None, timedelta | None] | None = None
+
+    @property
+    def claim(self) -> Claim:
+        """The claim as last written by this run (acquire or the latest heartbeat)."""
+        return self._claim
+
+    @property
+    def occurrence(self) -> Occurrence:
+        return self._claim.occurrence
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts: send it downstream so a retried effect is deduplicated."""
+        return self._claim.occurrence.idempotency_key
+
+    @property
+    def attempt(self) -> int:
+        return self._claim.attempt
+
+    @property
+    def token(self) -> int:
+        return self._claim.token
+
+    @property
+    def took_over(self) -> bool:
+        """True when this attempt took over a claim whose holder stopped heart-beating."""
+        return self._claim.took_over
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once a heartbeat found the claim taken over; the result will be refused."""
+        return self._lease_lost
+
+    def release(self, error: str | None = None, *, retry_after: timedelta | None = None) -> None:
+        """Ask for the occurrence to be released for retry when the body returns.
+
+        For failures the body handles without raising, such as a non-OK response.
+        """
+        self._settle = ("release", error, retry_after)
+
+    def fail(self, error: str | None = None) -> None:
+        """Ask for the occurrence to be marked failed (no retry) when the body returns."""
+        self._settle = ("fail", error, None)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.idempotency_key} attempt={self.attempt} token={self.token}>"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome(Generic[T]):
+    """The result of :meth:`App.run_once`.
+
+    ``status``: ``done`` (the body ran and the claim completed), ``skipped`` (not
+    acquired: held elsewhere or already finished; ``reason`` says which), ``released``
+    (the body failed and the occurrence will be retried), ``failed`` (the body failed
+    and no attempts are left), ``lost`` (the body ran but its lease had been taken over,
+    so its completion was refused; the new holder settles the occurrence).
+    """
+
+    status: Status
+    occurrence: Occurrence
+    reason: str | None = None
+    claim: Claim | None = None
+    value: T | None = None
+    error: BaseException | None = None
+
+
+class ClaimGuard:
+    """Returned by ``App.claim``; use it with ``with`` or ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        store: Callable[[], Store],
+        heartbeater: Heartbeater,
+        occurrence: Occurrence,
+        worker: str,
+        lease: timedelta,
+        retry_after: timedelta,
+        max_attempts: int | None,
+    ) -> None:
+        self._store = store
+        self._heartbeater = heartbeater
+        self.occurrence = occurrence
+        self.worker = worker
+        self.lease = lease
+        self.retry_after = retry_after
+        self.max_attempts = max_attempts
+        self.run: Run | None = None
+        self.settled: Claim | None = None
+        self._watch: _Watch | None = None
+        self._entered = False
+
+    # -- shared steps -------------------------------------------------------------------
+
+    def _acquire(self) -> Run:
+        if self._entered:
+            raise RuntimeError("a ClaimGuard can be entered only once; call app.claim() again")
+        self._entered = True
+        claim = self._store().acquire(self.occurrence, worker=self.worker, lease=self.lease)
+        return Run(claim)
+
+    def _start(self, run: Run, on_lost: Callable[[], None] | None) -> None:
+        self.run = run
+        self._watch = self._heartbeater.watch(run, self.lease, on_lost)
+
+    def _settle(self, exc: BaseException | None) -> None:
+        """Complete, release or fail the claim. Raises ``StaleClaim`` on a normal exit only."""
+        run = self.run
+        assert run is not None
+        if self._watch is not None:
+            self._heartbeater.unwatch(self._watch)
+        store = self._store()
+        claim = run._claim
+        try:
+            if exc is None and run._settle is None:
+                self.settled = store.complete(claim)
+                return
+            action: str
+            error: str | None
+            if exc is not None:
+                action, error, retry_after = "release", describe_error(exc), None
+            else:
+                assert run._settle is not None
+                action, error, retry_after = run._settle
+            if action == "fail" or (
+                self.max_attempts is not None and claim.attempt >= self.max_attempts
+            ):
+                self.settled = store.fail(claim, error=error)
+            else:
+                self.settled = store.release(
+                    claim, error=error, retry_after=retry_after or self.retry_after
+                )
+        except StaleClaim:
+            if exc is None:
+                raise
+            log.error("could not release %s: lease already taken over", run.idempotency_key)
+        except CronclaimError as store_exc:
+            if exc is None:
+                raise
+            # The body's error is the one to propagate. The lease runs out and another
+            # worker takes the occurrence over: the claim cannot leak.
+            log.error(
+                "could not release %s after %s; it becomes claimable when its lease expires: %s",
+                run.idempotency_key,
+                describe_error(exc),
+                store_exc,
+            )
+
+    # -- sync ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        run = self._acquire()
+        self._start(run, None)
+        return run
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        self._settle(exc)
+        return False
+
+    # -- async --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Run:
+        future = asyncio.ensure_future(asyncio.to_thread(self._acquire))
+        try:
+            run = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The acquisition may still win in its thread: give it back rather than leak.
+            future.add_done_callback(self._give_back_abandoned)
+            raise
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        on_lost = None
+        if task is not None:
+
+            def on_lost() -> None:
+                loop.call_soon_threadsafe(task.cancel, "cronclaim: lease lost to a takeover")
+
+        self._start(run, on_lost)
+        return run
+
+    def _give_back_abandoned(self, future: asyncio.Future[Run]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        claim = future.result().claim
+
+        def give_back() -> None:
+            try:
+                self._store().release(
+                    claim,
+                    error="CancelledError: cancelled before the body started",
+                    retry_after=timedelta(0),
+                )
+            except CronclaimError as exc:
+                log.error(
+                    "could not give back %s; its lease will expire: %s",
+                    claim.occurrence.idempotency_key,
+                    exc,
+                )
+
+        threading.Thread(target=give_back, name="cronclaim-give-back", daemon=True).start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        # Shielded: a second cancellation must not interrupt the settling call; the
+        # thread finishes it regardless.
+        await asyncio.shield(asyncio.to_thread(self._settle, exc))
+        return False
+
+
+def outcome_of(
+    guard: ClaimGuard, value: Any = None, error: BaseException | None = None
+) -> Outcome[Any]:
+    settled = guard.settled
+    status: Status
+    if settled is None:
+        status = "lost"
+    elif settled.state is ClaimState.DONE:
+        status = "done"
+    elif settled.state is ClaimState.FAILED:
+        status = "failed"
+    else:
+        status = "released"
+    reason = None if error is None else describe_error(error)
+    return Outcome(
+        status=status,
+        occurrence=guard.occurrence,
+        reason=reason,
+        claim=settled,
+        value=value,
+        error=error,
+    )
+
+
+def run_guarded(guard: ClaimGuard, fn: Callable[[Run], T]) -> Outcome[T]:
+    """The functional form: values instead of exceptions for ordinary failures.
+
+    ``KeyboardInterrupt``, ``SystemExit`` and ``CancelledError`` still propagate (after
+    the claim is released): swallowing them would make a process impossible to stop.
+    """
+    try:
+        with guard as run:
+            value = fn(run)
+    except NotAcquired as exc:
+        return Outcome(
+            status="skipped", occurrence=guard.occurrence, reason=exc.reason, claim=exc.current
+        )
+    except StaleClaim as exc:
+        return Outcome(
+            status="lost",
+            occurrence=guard.occurrence,
+            reason=str(exc),
+            claim=exc.current,
+            error=exc,
+        )
+    except Exception as exc:
+        return outcome_of(guard, error=exc)
+    return outcome_of(guard, value=value)
+
+
+async def run_guarded_async(guard: ClaimGuard, fn: Callable[[Run], Awaitable[T]]) -> Outcome[T]:
+    try:
+        async with guard as run:
+            value = await fn(run)
+    except NotAcquired as exc:
+        return Outcome(
+            status="skipped", occurrence=guard.occurrence, reason=exc.reason, claim=exc.current
+        )
+    except StaleClaim as exc:
+        return Outcome(
+            status="lost",
+            occurrence=guard.occurrence,
+            reason=str(exc),
+            claim=exc.current,
+            error=exc,
+        )
+    except Exception as exc:
+        return outcome_of(guard, error=exc)
+    return outcome_of(guard, value=value)

@@ -1,0 +1,206 @@
+"""Frozen, keyword-only domain records. Constructors reject what cannot be right."""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from cronclaim.exceptions import InvalidInput
+
+MAX_NAME_LENGTH = 200
+#: The tenant of a job that does not fan out (cache purge, webhook dispatch): one
+#: occurrence per tick, owned by the platform.
+PLATFORM_TENANT = "*"
+
+
+def require_aware(value: datetime, what: str) -> datetime:
+    """Return ``value`` in UTC, or raise if it has no time zone."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{what} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(
+            f"{what} is a naive datetime ({value.isoformat()}); give it a time zone, "
+            "e.g. datetime(..., tzinfo=ZoneInfo('Europe/Madrid')) or tzinfo=UTC"
+        )
+    return value.astimezone(UTC)
+
+
+def require_positive(value: timedelta, what: str) -> timedelta:
+    if not isinstance(value, timedelta):
+        raise InvalidInput(f"{what} must be a timedelta, not {type(value).__name__}")
+    if value <= timedelta(0):
+        raise InvalidInput(f"{what} must be positive, got {value}")
+    return value
+
+
+def check_name(value: str, what: str, *, allow_colon: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, not {type(value).__name__}")
+    if not value or not value.strip():
+        raise InvalidInput(f"{what} is empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"{what} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}: "
+            f"{value[:40]!r}..."
+        )
+    if value != value.strip():
+        raise InvalidInput(f"{what} {value!r} has leading or trailing whitespace")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidInput(f"{what} {value!r} contains a control character")
+    if not allow_colon and ":" in value:
+        # The idempotency key is job:tenant:instant; a colon in the job name would
+        # make two different occurrences share a key.
+        raise InvalidInput(f"{what} {value!r} must not contain ':'")
+    return value
+
+
+def format_instant(value: datetime) -> str:
+    """UTC instant as ``2026-05-19T05:00:00Z`` (microseconds only when present)."""
+    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Occurrence:
+    """One scheduled run of one job for one tenant: the unit that is claimed.
+
+    ``scheduled_for`` is the nominal instant (normalised to UTC). ``local_time`` is the
+    same instant as the wall time in the tenant's zone, kept for people and reports; it
+    does not take part in equality.
+    """
+
+    job: str
+    tenant: str
+    scheduled_for: datetime
+    local_time: datetime | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        check_name(self.job, "job name", allow_colon=False)
+        check_name(self.tenant, "tenant", allow_colon=True)
+        original = self.scheduled_for
+        utc = require_aware(original, "scheduled_for")
+        object.__setattr__(self, "scheduled_for", utc)
+        if self.local_time is None:
+            object.__setattr__(self, "local_time", original)
+        else:
+            local = self.local_time
+            if require_aware(local, "local_time") != utc:
+                raise InvalidInput(
+                    f"local_time {local.isoformat()} is not the same instant as "
+                    f"scheduled_for {utc.isoformat()}"
+                )
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts; pass it downstream so a retried effect can be deduplicated."""
+        return f"{self.job}:{self.tenant}:{format_instant(self.scheduled_for)}"
+
+    @property
+    def time_zone(self) -> str | None:
+        tz = self.local_time.tzinfo if self.local_time is not None else None
+        key = getattr(tz, "key", None)
+        return key if isinstance(key, str) else None
+
+
+@lru_cache(maxsize=1024)
+def time_zone(name: str) -> zoneinfo.ZoneInfo:
+    """The IANA zone called ``name``, or ``InvalidInput`` naming the unknown zone."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"time zone must be an IANA name such as 'Europe/Madrid', got {name!r}")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Madrid'"
+        ) from None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tenant:
+    """Someone a job fans out over (a restaurant, a customer), with their IANA time zone."""
+
+    id: str
+    time_zone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        check_name(self.id, "tenant", allow_colon=True)
+        time_zone(self.time_zone)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return time_zone(self.time_zone)
+
+
+class ClaimState(enum.StrEnum):
+    CLAIMED = "claimed"  # held by one worker, lease running
+    DONE = "done"
+    RELEASED = "released"  # given back after a failure; claimable again after retry_at
+    FAILED = "failed"  # attempts or window exhausted; visible and alerted
+    MISSED = "missed"  # came due, nobody claimed it before its window closed
+
+
+FINAL_STATES = frozenset({ClaimState.DONE, ClaimState.FAILED, ClaimState.MISSED})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    """The store's row for one occurrence, as of the call that returned it.
+
+    ``token`` is the fencing token: it increases on every acquisition, and every call
+    after acquire must carry the current one. ``prior_state`` is only set on the result
+    of an acquisition: ``None`` for a fresh claim, ``released`` for a retry, ``claimed``
+    for a takeover of an expired lease.
+    """
+
+    id: int
+    occurrence: Occurrence
+    state: ClaimState
+    token: int
+    attempt: int
+    worker: str | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    retry_at: datetime | None
+    finished_at: datetime | None
+    last_error: str | None
+    prior_state: ClaimState | None = None
+    prior_worker: str | None = None
+
+    @property
+    def took_over(self) -> bool:
+        return self.prior_state is ClaimState.CLAIMED
+
+
+class EventKind(enum.StrEnum):
+    ACQUIRED = "acquired"  # fresh claim or retry of a released one
+    TOOK_OVER = "took_over"  # acquisition of a claim whose lease had expired
+    LEASE_EXPIRED = "lease_expired"  # the previous holder stopped heart-beating
+    RELEASED = "released"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STALE_REJECTED = "stale_rejected"  # a late call with an old fencing token
+    MISSED = "missed"
+    REPLAYED = "replayed"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """One appended line of an occurrence's history. Events are never updated."""
+
+    id: int
+    job: str
+    tenant: str
+    scheduled_for: datetime
+    kind: EventKind
+    at: datetime
+    worker: str | None
+    attempt: int | None
+    token: int | None
+    error: str | None
+    detail: str | None

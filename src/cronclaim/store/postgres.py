@@ -1,0 +1,328 @@
+"""PostgreSQL backend (psycopg 3 with a connection pool), for workers on many machines.
+
+Each lifecycle path is one statement: the state change and its event are written
+together by a data-modifying CTE, and leases are measured by the server's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronclaim.clock import Clock
+from cronclaim.exceptions import (
+    DatabaseUnavailable,
+    InvalidInput,
+    NotAcquired,
+    SchemaMissing,
+    StaleClaim,
+    StoreError,
+)
+from cronclaim.models import Claim, Event, Occurrence, require_positive
+from cronclaim.store.base import DEFAULT_RETRY_AFTER, MAX_BATCH, Store
+from cronclaim.store.queries import load_migrations, load_queries
+from cronclaim.store.rows import check_call, clip_error, make_claim, make_event, refusal_reason
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - psycopg is a declared dependency
+    raise StoreError(
+        "PostgreSQL support needs psycopg 3 and psycopg-pool: pip install 'psycopg[binary]' "
+        "psycopg-pool"
+    ) from exc
+
+Q = load_queries("postgres")
+
+
+def _target(conninfo: str) -> str:
+    """host:port/dbname for messages, never the password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "(unparsable URL)"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def _translate(exc: Exception, where: str) -> StoreError:
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return SchemaMissing(
+            f"PostgreSQL database {where} has no cronclaim schema; run "
+            f"`cronclaim db upgrade` ({str(exc).strip()})"
+        )
+    if isinstance(exc, PoolTimeout):
+        return DatabaseUnavailable(
+            f"no connection to PostgreSQL at {where} became available: {exc}"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        detail = " ".join(str(exc).split())
+        return DatabaseUnavailable(f"cannot reach PostgreSQL at {where}: {detail}")
+    return StoreError(f"PostgreSQL at {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+
+
+class PostgresStore(Store):
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        clock: Clock,
+        migrate: bool = False,
+        pool_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.clock = clock
+        self.where = _target(conninfo)
+        self.connect_timeout = connect_timeout
+        try:
+            # One direct connection first: a bad host or password fails here with the
+            # server's own words, not as an anonymous pool timeout later.
+            psycopg.connect(conninfo, connect_timeout=int(connect_timeout)).close()
+        except psycopg.ProgrammingError as exc:
+            raise DatabaseUnavailable(
+                f"cannot parse PostgreSQL URL for {self.where}: {' '.join(str(exc).split())}"
+            ) from exc
+        except psycopg.Error as exc:
+            raise _translate(exc, self.where) from exc
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            open=False,
+            name="cronclaim",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except psycopg.Error as exc:
+            raise _translate(exc, self.where) from exc
+        if migrate:
+            self.upgrade()
+        else:
+            version = self.schema_version()
+            latest = len(load_migrations("postgres"))
+            if version < latest:
+                self._pool.close()
+                raise SchemaMissing(
+                    f"PostgreSQL database {self.where} is at schema version {version}, "
+                    f"cronclaim needs {latest}: run `cronclaim db upgrade`"
+                )
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection(timeout=self.connect_timeout) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise _translate(exc, self.where) from exc
+
+    def _now_param(self) -> datetime | None:
+        return None if self.clock.uses_database_time else self.clock.now()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def upgrade(self) -> list[str]:
+        applied: list[str] = []
+        with self._conn() as conn, conn.transaction():
+            conn.execute(Q["lock_migrations"])
+            conn.execute(Q["create_migrations_table"])
+            row = conn.execute(Q["schema_version"]).fetchone()
+            current = int(row[0]) if row else 0
+            for migration in load_migrations("postgres"):
+                if migration.version <= current:
+                    continue
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    Q["record_migration"], {"version": migration.version, "name": migration.name}
+                )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+        return applied
+
+    def schema_version(self) -> int:
+        with self._conn() as conn:
+            exists = conn.execute(Q["migrations_table_exists"]).fetchone()
+            if not exists or not exists[0]:
+                return 0
+            row = conn.execute(Q["schema_version"]).fetchone()
+            return int(row[0]) if row else 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def acquire(self, occurrence: Occurrence, *, worker: str, lease: timedelta) -> Claim:
+        check_call(worker, lease)
+        params = {
+            "job": occurrence.job,
+            "tenant": occurrence.tenant,
+            "scheduled_for": occurrence.scheduled_for,
+            "local_time": _local_text(occurrence),
+            "time_zone": occurrence.time_zone,
+            "worker": worker,
+            "lease": lease,
+            "now": self._now_param(),
+        }
+        with self._conn() as conn:
+            row = conn.execute(Q["acquire_insert"], params).fetchone()
+            if row is not None:
+                return make_claim(row, occurrence=occurrence)
+            row = conn.execute(Q["acquire_take"], params).fetchone()
+        if row is None:  # pragma: no cover - rows are never deleted
+            raise NotAcquired(occurrence, "the claim row vanished", None)
+        won = row[17]
+        claim = make_claim(
+            row[:15], occurrence=occurrence, prior_state=row[15], prior_worker=row[16]
+        )
+        if not won:
+            raise NotAcquired(occurrence, refusal_reason(claim), claim)
+        return claim
+
+    def acquire_batch(
+        self, occurrences: Sequence[Occurrence], *, worker: str, lease: timedelta
+    ) -> list[Claim]:
+        check_call(worker, lease)
+        if len(occurrences) > MAX_BATCH:
+            raise InvalidInput(
+                f"a batch holds at most {MAX_BATCH} occurrences, got {len(occurrences)}"
+            )
+        by_key = {(o.job, o.tenant, o.scheduled_for): o for o in occurrences}
+        if not by_key:
+            return []
+        params: dict[str, Any] = {
+            "jobs": [k[0] for k in by_key],
+            "tenants": [k[1] for k in by_key],
+            "scheduled_fors": [k[2] for k in by_key],
+            "local_times": [_local_text(o) for o in by_key.values()],
+            "time_zones": [o.time_zone for o in by_key.values()],
+            "worker": worker,
+            "lease": lease,
+            "now": self._now_param(),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(Q["acquire_batch_insert"], params).fetchall()
+            won = [make_claim(r, occurrence=by_key[r[1], r[2], r[3]]) for r in rows]
+            if len(won) == len(by_key):
+                return won
+            inserted = {(r[1], r[2], r[3]) for r in rows}
+            rest = [k for k in by_key if k not in inserted]
+            taken = conn.execute(
+                Q["acquire_batch_take"],
+                {
+                    "jobs": [k[0] for k in rest],
+                    "tenants": [k[1] for k in rest],
+                    "scheduled_fors": [k[2] for k in rest],
+                    "worker": worker,
+                    "lease": lease,
+                    "now": params["now"],
+                },
+            ).fetchall()
+        won.extend(
+            make_claim(
+                r[:15], occurrence=by_key[r[1], r[2], r[3]], prior_state=r[15], prior_worker=r[16]
+            )
+            for r in taken
+        )
+        return won
+
+    def _transition(self, claim: Claim, query: str, action: str, extra: dict[str, Any]) -> Claim:
+        params = {
+            "id": claim.id,
+            "token": claim.token,
+            "attempt": claim.attempt,
+            "worker": claim.worker,
+            "now": self._now_param(),
+            **extra,
+        }
+        with self._conn() as conn:
+            row = conn.execute(Q[query], params).fetchone()
+        current = make_claim(row[:15], occurrence=claim.occurrence) if row is not None else None
+        if row is not None and row[15]:
+            assert current is not None
+            return current
+        raise StaleClaim(claim.occurrence, claim.token, action, current)
+
+    def heartbeat(self, claim: Claim, *, lease: timedelta) -> Claim:
+        require_positive(lease, "lease")
+        return self._transition(claim, "heartbeat", "heartbeat", {"lease": lease})
+
+    def complete(self, claim: Claim) -> Claim:
+        return self._transition(claim, "complete", "complete", {})
+
+    def complete_batch(self, claims: Sequence[Claim]) -> tuple[list[Claim], list[Claim]]:
+        if len(claims) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} claims, got {len(claims)}")
+        by_id = {c.id: c for c in claims}
+        if not by_id:
+            return [], []
+        params = {
+            "ids": list(by_id),
+            "tokens": [c.token for c in by_id.values()],
+            "attempts": [c.attempt for c in by_id.values()],
+            "workers": [c.worker for c in by_id.values()],
+            "now": self._now_param(),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(Q["complete_batch"], params).fetchall()
+        done = [make_claim(r, occurrence=by_id[r[0]].occurrence) for r in rows]
+        finished = {c.id for c in done}
+        return done, [c for c in by_id.values() if c.id not in finished]
+
+    def release(
+        self,
+        claim: Claim,
+        *,
+        error: str | None,
+        retry_after: timedelta = DEFAULT_RETRY_AFTER,
+    ) -> Claim:
+        if not isinstance(retry_after, timedelta) or retry_after < timedelta(0):
+            raise InvalidInput(f"retry_after must be a timedelta >= 0, got {retry_after!r}")
+        return self._transition(
+            claim, "release", "release", {"error": clip_error(error), "retry_after": retry_after}
+        )
+
+    def fail(self, claim: Claim, *, error: str | None) -> Claim:
+        return self._transition(claim, "fail", "fail", {"error": clip_error(error)})
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, occurrence: Occurrence) -> Claim | None:
+        with self._conn() as conn:
+            row = conn.execute(Q["get_claim"], _key(occurrence)).fetchone()
+        return None if row is None else make_claim(row, occurrence=occurrence)
+
+    def events(self, occurrence: Occurrence) -> list[Event]:
+        with self._conn() as conn:
+            rows = conn.execute(Q["events_of_claim"], _key(occurrence)).fetchall()
+        return [make_event(r) for r in rows]
+
+    def now(self) -> datetime:
+        with self._conn() as conn:
+            row = conn.execute(Q["now"], {"now": self._now_param()}).fetchone()
+        assert row is not None
+        value: datetime = row[0]
+        return value
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # Timestamps come back in UTC, whatever the server's default time zone.
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _key(occurrence: Occurrence) -> dict[str, Any]:
+    return {
+        "job": occurrence.job,
+        "tenant": occurrence.tenant,
+        "scheduled_for": occurrence.scheduled_for,
+    }
+
+
+def _local_text(occurrence: Occurrence) -> str | None:
+    return occurrence.local_time.isoformat() if occurrence.local_time is not None else None

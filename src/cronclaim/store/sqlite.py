@@ -1,0 +1,551 @@
+"""SQLite backend: one file, many processes on one machine, WAL journal.
+
+Durability: ``synchronous=FULL`` by default. In WAL mode ``NORMAL`` skips the fsync at
+each commit, so a power loss can roll back the last commits, including a claim marked
+``done`` whose side effect already ran, which would then run again. Choose
+``?synchronous=normal`` only if a repeated side effect after a power cut is acceptable.
+
+"Now" comes from the host clock (or a virtual clock): for an embedded database the host
+clock *is* the database's clock, shared by every process on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cronclaim.clock import Clock
+from cronclaim.exceptions import (
+    DatabaseUnavailable,
+    InvalidInput,
+    NotAcquired,
+    SchemaMissing,
+    StaleClaim,
+    StoreError,
+)
+from cronclaim.models import Claim, ClaimState, Event, EventKind, Occurrence, require_positive
+from cronclaim.store.base import DEFAULT_RETRY_AFTER, MAX_BATCH, Store
+from cronclaim.store.queries import load_migrations, load_queries
+from cronclaim.store.rows import (
+    check_call,
+    clip_error,
+    is_claimable,
+    make_claim,
+    make_event,
+    refusal_reason,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+MIN_SQLITE = (3, 35, 0)  # RETURNING
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+Q = load_queries("sqlite")
+
+
+def to_us(value: datetime) -> int:
+    return (value - EPOCH) // MICROSECOND
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+def _row_datetimes(row: Sequence[Any]) -> list[Any]:
+    values = list(row)
+    values[3] = EPOCH + timedelta(microseconds=values[3])
+    for i in (10, 11, 12, 13):
+        if values[i] is not None:
+            values[i] = EPOCH + timedelta(microseconds=values[i])
+    return values
+
+
+def _translate(exc: sqlite3.Error, path: str) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "no such table" in text:
+            return SchemaMissing(f"SQLite database {path} has no cronclaim schema ({text})")
+        if "locked" in text or "busy" in text:
+            return DatabaseUnavailable(f"SQLite database {path} stayed locked: {text}")
+        if "unable to open" in text or "disk I/O" in text or "readonly" in text:
+            return DatabaseUnavailable(f"cannot use SQLite database {path}: {text}")
+    return StoreError(f"SQLite database {path}: {type(exc).__name__}: {text}")
+
+
+class SQLiteStore(Store):
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+        migrate: bool = True,
+    ) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreError(
+                f"SQLite {sqlite3.sqlite_version} is too old; cronclaim needs 3.35 or newer"
+            )
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise InvalidInput(
+                f"synchronous={synchronous!r} is not one of {', '.join(SYNCHRONOUS_MODES)}"
+            )
+        self.path = str(path)
+        self.clock = clock
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        parent = Path(self.path).parent
+        if not parent.is_dir():
+            raise DatabaseUnavailable(
+                f"cannot create SQLite database {self.path}: directory {parent} does not exist"
+            )
+        if migrate:
+            self.upgrade()
+        elif self.schema_version() < len(load_migrations("sqlite")):
+            raise SchemaMissing(
+                f"SQLite database {self.path} is not at the current schema; "
+                "run `cronclaim db upgrade`"
+            )
+
+    # -- connections --------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=True,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from the start."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            yield conn
+        except BaseException as exc:
+            # The original error matters more; the transaction is gone anyway.
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path) from exc
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def upgrade(self) -> list[str]:
+        applied: list[str] = []
+        with self._write() as conn:
+            conn.execute(Q["create_migrations_table"])
+            current = conn.execute(Q["schema_version"]).fetchone()[0]
+            for migration in load_migrations("sqlite"):
+                if migration.version <= current:
+                    continue
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    Q["record_migration"],
+                    {
+                        "version": migration.version,
+                        "name": migration.name,
+                        "now": to_us(self._now()),
+                    },
+                )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+        return applied
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            try:
+                return int(conn.execute(Q["schema_version"]).fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return 0
+                raise
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _event(
+        self,
+        conn: sqlite3.Connection,
+        claim_id: int,
+        kind: EventKind,
+        at: int,
+        *,
+        worker: str | None,
+        attempt: int | None,
+        token: int | None,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        conn.execute(
+            Q["insert_event"],
+            _event_params(claim_id, kind, at, worker, attempt, token, error, detail),
+        )
+
+    def acquire(self, occurrence: Occurrence, *, worker: str, lease: timedelta) -> Claim:
+        check_call(worker, lease)
+        key = _key(occurrence)
+        with self._read() as conn:
+            row = conn.execute(Q["get_claim"], key).fetchone()
+        if row is not None:
+            seen = make_claim(_row_datetimes(row), occurrence=occurrence)
+            if not is_claimable(seen, self._now()):
+                raise NotAcquired(occurrence, refusal_reason(seen), seen)
+        with self._write() as conn:
+            now = self._now()
+            params = {
+                **key,
+                "worker": worker,
+                "now": to_us(now),
+                "lease_expires_at": to_us(now + lease),
+            }
+            row = conn.execute(Q["get_claim"], key).fetchone()
+            if row is None:
+                params["local_time"] = _local_text(occurrence)
+                params["time_zone"] = occurrence.time_zone
+                new = conn.execute(Q["insert_claim"], params).fetchone()
+                claim = make_claim(_row_datetimes(new), occurrence=occurrence)
+                self._event(
+                    conn,
+                    claim.id,
+                    EventKind.ACQUIRED,
+                    params["now"],
+                    worker=worker,
+                    attempt=1,
+                    token=1,
+                )
+                return claim
+            seen = make_claim(_row_datetimes(row), occurrence=occurrence)
+            if not is_claimable(seen, now):
+                raise NotAcquired(occurrence, refusal_reason(seen), seen)
+            params["id"] = seen.id
+            params["seen_token"] = seen.token
+            new = conn.execute(Q["take_claim"], params).fetchone()
+            claim = make_claim(
+                _row_datetimes(new),
+                occurrence=occurrence,
+                prior_state=seen.state.value,
+                prior_worker=seen.worker,
+            )
+            self._record_acquisition(conn, seen, claim, params["now"])
+            return claim
+
+    def _record_acquisition(
+        self, conn: sqlite3.Connection, seen: Claim, claim: Claim, now: int
+    ) -> None:
+        if seen.state is ClaimState.CLAIMED:
+            self._event(
+                conn,
+                claim.id,
+                EventKind.LEASE_EXPIRED,
+                now,
+                worker=seen.worker,
+                attempt=seen.attempt,
+                token=seen.token,
+            )
+            kind = EventKind.TOOK_OVER
+        else:
+            kind = EventKind.ACQUIRED
+        self._event(
+            conn, claim.id, kind, now, worker=claim.worker, attempt=claim.attempt, token=claim.token
+        )
+
+    def acquire_batch(
+        self, occurrences: Sequence[Occurrence], *, worker: str, lease: timedelta
+    ) -> list[Claim]:
+        check_call(worker, lease)
+        if len(occurrences) > MAX_BATCH:
+            raise InvalidInput(
+                f"a batch holds at most {MAX_BATCH} occurrences, got {len(occurrences)}"
+            )
+        by_key = {(o.job, o.tenant, to_us(o.scheduled_for)): o for o in occurrences}
+        if not by_key:
+            return []
+        batch = json.dumps([[*key, _local_text(o), o.time_zone] for key, o in by_key.items()])
+        won: list[Claim] = []
+        with self._write() as conn:
+            now = self._now()
+            now_us, until_us = to_us(now), to_us(now + lease)
+            rows = conn.execute(
+                Q["insert_claims_batch"],
+                {"batch": batch, "worker": worker, "now": now_us, "lease_expires_at": until_us},
+            ).fetchall()
+            for row in rows:
+                won.append(
+                    make_claim(_row_datetimes(row), occurrence=by_key[row[1], row[2], row[3]])
+                )
+            conn.executemany(
+                Q["insert_event"],
+                [_event_params(c.id, EventKind.ACQUIRED, now_us, worker, 1, 1) for c in won],
+            )
+            if len(rows) == len(by_key):
+                return won
+            inserted = {(row[1], row[2], row[3]) for row in rows}
+            rest = json.dumps([list(key) for key in by_key if key not in inserted])
+            for row in conn.execute(
+                Q["claimable_in_batch"], {"batch": rest, "now": now_us}
+            ).fetchall():
+                seen = make_claim(_row_datetimes(row), occurrence=by_key[row[1], row[2], row[3]])
+                taken = conn.execute(
+                    Q["take_claim"],
+                    {
+                        "id": seen.id,
+                        "seen_token": seen.token,
+                        "worker": worker,
+                        "now": now_us,
+                        "lease_expires_at": until_us,
+                    },
+                ).fetchone()
+                claim = make_claim(
+                    _row_datetimes(taken),
+                    occurrence=seen.occurrence,
+                    prior_state=seen.state.value,
+                    prior_worker=seen.worker,
+                )
+                self._record_acquisition(conn, seen, claim, now_us)
+                won.append(claim)
+        return won
+
+    def _finish(
+        self,
+        claim: Claim,
+        query: str,
+        action: str,
+        kind: EventKind | None,
+        extra: dict[str, Any],
+        error: str | None = None,
+    ) -> Claim:
+        """Run one token-guarded transition; record it, or record the stale refusal."""
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            params = {"id": claim.id, "token": claim.token, "now": now_us, **extra}
+            row = conn.execute(Q[query], params).fetchone()
+            if row is not None:
+                updated = make_claim(_row_datetimes(row), occurrence=claim.occurrence)
+                if kind is not None:
+                    self._event(
+                        conn,
+                        claim.id,
+                        kind,
+                        now_us,
+                        worker=updated.worker,
+                        attempt=updated.attempt,
+                        token=updated.token,
+                        error=error,
+                    )
+                return updated
+            current_row = conn.execute(Q["get_claim_by_id"], {"id": claim.id}).fetchone()
+            current = (
+                make_claim(_row_datetimes(current_row), occurrence=claim.occurrence)
+                if current_row is not None
+                else None
+            )
+            if current is not None:
+                self._event(
+                    conn,
+                    claim.id,
+                    EventKind.STALE_REJECTED,
+                    now_us,
+                    worker=claim.worker,
+                    attempt=claim.attempt,
+                    token=claim.token,
+                    error=error,
+                    detail=action,
+                )
+        # Outside the transaction so the refusal's event is committed before we raise.
+        raise StaleClaim(claim.occurrence, claim.token, action, current)
+
+    def heartbeat(self, claim: Claim, *, lease: timedelta) -> Claim:
+        require_positive(lease, "lease")
+        until = to_us(self._now() + lease)
+        return self._finish(claim, "heartbeat", "heartbeat", None, {"lease_expires_at": until})
+
+    def complete(self, claim: Claim) -> Claim:
+        return self._finish(claim, "complete", "complete", EventKind.COMPLETED, {})
+
+    def complete_batch(self, claims: Sequence[Claim]) -> tuple[list[Claim], list[Claim]]:
+        if len(claims) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} claims, got {len(claims)}")
+        if not claims:
+            return [], []
+        by_id = {c.id: c for c in claims}
+        batch = json.dumps([[c.id, c.token] for c in by_id.values()])
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            rows = conn.execute(Q["complete_batch"], {"batch": batch, "now": now_us}).fetchall()
+            done = [make_claim(_row_datetimes(r), occurrence=by_id[r[0]].occurrence) for r in rows]
+            finished = {c.id for c in done}
+            stale = [c for c in by_id.values() if c.id not in finished]
+            conn.executemany(
+                Q["insert_event"],
+                [
+                    _event_params(c.id, EventKind.COMPLETED, now_us, c.worker, c.attempt, c.token)
+                    for c in done
+                ]
+                + [
+                    _event_params(
+                        c.id,
+                        EventKind.STALE_REJECTED,
+                        now_us,
+                        c.worker,
+                        c.attempt,
+                        c.token,
+                        detail="complete",
+                    )
+                    for c in stale
+                ],
+            )
+        return done, stale
+
+    def release(
+        self,
+        claim: Claim,
+        *,
+        error: str | None,
+        retry_after: timedelta = DEFAULT_RETRY_AFTER,
+    ) -> Claim:
+        if not isinstance(retry_after, timedelta) or retry_after < timedelta(0):
+            raise InvalidInput(f"retry_after must be a timedelta >= 0, got {retry_after!r}")
+        error = clip_error(error)
+        retry_at = to_us(self._now() + retry_after)
+        return self._finish(
+            claim,
+            "release",
+            "release",
+            EventKind.RELEASED,
+            {"retry_at": retry_at, "error": error},
+            error,
+        )
+
+    def fail(self, claim: Claim, *, error: str | None) -> Claim:
+        error = clip_error(error)
+        return self._finish(claim, "fail", "fail", EventKind.FAILED, {"error": error}, error)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, occurrence: Occurrence) -> Claim | None:
+        with self._read() as conn:
+            row = conn.execute(Q["get_claim"], _key(occurrence)).fetchone()
+        return None if row is None else make_claim(_row_datetimes(row), occurrence=occurrence)
+
+    def events(self, occurrence: Occurrence) -> list[Event]:
+        with self._read() as conn:
+            rows = conn.execute(Q["events_of_claim"], _key(occurrence)).fetchall()
+        result = []
+        for row in rows:
+            values = list(row)
+            values[3] = from_us(values[3])
+            values[5] = from_us(values[5])
+            result.append(make_event(values))
+        return result
+
+    def now(self) -> datetime:
+        return self._now()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            # One created in another thread is closed when that thread ends.
+            with suppress(sqlite3.ProgrammingError):
+                conn.close()
+        self._local = threading.local()
+
+
+def _key(occurrence: Occurrence) -> dict[str, Any]:
+    return {
+        "job": occurrence.job,
+        "tenant": occurrence.tenant,
+        "scheduled_for": to_us(occurrence.scheduled_for),
+    }
+
+
+def _local_text(occurrence: Occurrence) -> str | None:
+    return occurrence.local_time.isoformat() if occurrence.local_time is not None else None
+
+
+def _event_params(
+    claim_id: int,
+    kind: EventKind,
+    at: int,
+    worker: str | None,
+    attempt: int | None,
+    token: int | None,
+    error: str | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "claim_id": claim_id,
+        "kind": kind.value,
+        "at": at,
+        "worker": worker,
+        "attempt": attempt,
+        "token": token,
+        "error": error,
+        "detail": detail,
+    }
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into complete statements (triggers included) for one transaction.
+
+    ``executescript`` would commit first, and a migration must apply whole or not at all.
+    """
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise StoreError(f"incomplete SQL statement at the end of a migration: {buffer[:80]!r}")
