@@ -79,6 +79,9 @@ class Occurrence:
     tenant: str
     scheduled_for: datetime
     local_time: datetime | None = field(default=None, compare=False)
+    #: The naive wall time the schedule named. It differs from ``local_time`` when a
+    #: DST change moved the occurrence (02:30 on a spring-forward day runs at 03:00).
+    nominal: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_name(self.job, "job name", allow_colon=False)
@@ -95,11 +98,22 @@ class Occurrence:
                     f"local_time {local.isoformat()} is not the same instant as "
                     f"scheduled_for {utc.isoformat()}"
                 )
+        if self.nominal is None:
+            assert self.local_time is not None
+            object.__setattr__(self, "nominal", self.local_time.replace(tzinfo=None))
+        elif self.nominal.tzinfo is not None:
+            raise InvalidInput(f"nominal {self.nominal.isoformat()} must be a naive wall time")
 
     @property
     def idempotency_key(self) -> str:
         """Stable across attempts; pass it downstream so a retried effect can be deduplicated."""
         return f"{self.job}:{self.tenant}:{format_instant(self.scheduled_for)}"
+
+    @property
+    def tick(self) -> str:
+        """The nominal local wall time, ``2026-05-19T07:00``: what the ledger groups by."""
+        assert self.nominal is not None
+        return self.nominal.isoformat(timespec="minutes")
 
     @property
     def time_zone(self) -> str | None:
@@ -138,6 +152,7 @@ class Tenant:
 
 
 class ClaimState(enum.StrEnum):
+    PENDING = "pending"  # came due, waiting for a worker; claimable from retry_at
     CLAIMED = "claimed"  # held by one worker, lease running
     DONE = "done"
     RELEASED = "released"  # given back after a failure; claimable again after retry_at
@@ -204,3 +219,53 @@ class Event:
     token: int | None
     error: str | None
     detail: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DueTimes:
+    """When a job next needs a worker, as far as its stored rows tell."""
+
+    next_claimable: datetime | None  # earliest claimable-from time of pending/released rows
+    next_lease_expiry: datetime | None  # earliest lease expiry of claimed rows
+    oldest_open: datetime | None  # scheduled_for of the oldest row not yet final
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TickRecord:
+    """One fan-out: how many tenants of one time zone were due at one tick of a job."""
+
+    job: str
+    time_zone: str
+    scheduled_for: datetime
+    tick: str
+    due: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ledger:
+    """The exact account of one tick of one job: of the tenants due, how many did what.
+
+    ``due`` is what the fan-outs found (or the number of rows when occurrences were
+    claimed directly, without a fan-out); ``counts`` maps each state to its number of
+    occurrences; ``not_done`` lists occurrences that are not done (failures first).
+    ``unrecorded`` counts due occurrences that have no row yet (a fan-out in progress).
+    """
+
+    job: str
+    tick: str
+    due: int
+    counts: dict[ClaimState, int]
+    not_done: list[Claim]
+    zones: int
+    fanned_out_at: datetime | None
+
+    def count(self, state: ClaimState) -> int:
+        return self.counts.get(state, 0)
+
+    @property
+    def recorded(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def unrecorded(self) -> int:
+        return max(0, self.due - self.recorded)

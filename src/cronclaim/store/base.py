@@ -33,7 +33,7 @@ import abc
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from cronclaim.models import Claim, Event, Occurrence
+from cronclaim.models import Claim, DueTimes, Event, Ledger, Occurrence, TickRecord
 
 #: ``retry_after`` used by :meth:`Store.release` when none is given.
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
@@ -120,7 +120,78 @@ class Store(abc.ABC):
     def fail(self, claim: Claim, *, error: str | None) -> Claim:
         """Mark the occurrence ``failed`` (final, visible, alerted). Raises ``StaleClaim``."""
 
+    # -- scheduling: fan-out, queue, windows --------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue(self, due: Sequence[tuple[Occurrence, datetime]]) -> int:
+        """Record occurrences that came due as ``pending``, each claimable from its
+        paired not-before instant (its paced start).
+
+        Occurrences that already have a row are left alone, so every worker may fan out
+        the same tick. Returns how many rows were created. No event is written: a pending
+        row is the record that the occurrence came due.
+        """
+
+    @abc.abstractmethod
+    def record_missed(self, occurrences: Sequence[Occurrence], *, reason: str) -> int:
+        """Record occurrences whose window closed before anyone fanned them out as
+        ``missed`` with ``reason`` (and a ``missed`` event). Existing rows are left alone.
+        Returns how many were recorded."""
+
+    @abc.abstractmethod
+    def acquire_due(self, job: str, *, worker: str, lease: timedelta, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` rows of ``job`` that are claimable now, earliest first:
+        pending and released rows whose claimable-from time passed, and claimed rows whose
+        lease expired (a takeover). Concurrent callers never receive the same row."""
+
+    @abc.abstractmethod
+    def close_windows(
+        self,
+        job: str,
+        *,
+        cutoff: datetime,
+        worker: str,
+        missed_reason: str,
+        failed_reason: str,
+        abandoned_reason: str,
+    ) -> dict[str, int]:
+        """Settle the open rows of ``job`` scheduled before ``cutoff`` (their window has
+        closed): ``pending`` becomes ``missed`` (``missed_reason``); ``released`` becomes
+        ``failed`` (``failed_reason`` plus the last error); ``claimed`` with an expired
+        lease becomes ``failed`` (``abandoned_reason``). Claims with a running lease are
+        left to their holder. Returns counts by new state."""
+
+    @abc.abstractmethod
+    def next_due(self, job: str) -> DueTimes:
+        """When ``job`` next needs a worker, from its stored rows."""
+
+    @abc.abstractmethod
+    def record_ticks(self, ticks: Sequence[TickRecord], *, worker: str) -> None:
+        """Remember fan-outs (how many tenants of each zone were due), replacing earlier
+        records of the same job, zone and instant."""
+
+    @abc.abstractmethod
+    def scanned_through(self, job: str) -> datetime | None:
+        """The instant through which ``job``'s due occurrences have been fanned out."""
+
+    @abc.abstractmethod
+    def advance_scanned_through(self, job: str, through: datetime, *, worker: str) -> None:
+        """Move ``job``'s fan-out watermark forward to ``through`` (never back)."""
+
     # -- reading ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def known_jobs(self) -> list[str]:
+        """Names of the jobs that have been fanned out."""
+
+    @abc.abstractmethod
+    def ledger(self, job: str, tick: str, *, limit: int = 100) -> Ledger:
+        """The account of one tick (nominal local wall time, ``2026-05-19T07:00``) of
+        ``job``: due, counts by state, and up to ``limit`` occurrences not done."""
+
+    @abc.abstractmethod
+    def latest_ticks(self, job: str, *, at: datetime, count: int) -> list[str]:
+        """The ``count`` most recent ticks of ``job`` scheduled at or before ``at``."""
 
     @abc.abstractmethod
     def get(self, occurrence: Occurrence) -> Claim | None:

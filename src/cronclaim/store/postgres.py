@@ -20,10 +20,28 @@ from cronclaim.exceptions import (
     StaleClaim,
     StoreError,
 )
-from cronclaim.models import Claim, Event, Occurrence, require_positive
+from cronclaim.models import (
+    Claim,
+    ClaimState,
+    DueTimes,
+    Event,
+    Ledger,
+    Occurrence,
+    TickRecord,
+    require_positive,
+)
 from cronclaim.store.base import DEFAULT_RETRY_AFTER, MAX_BATCH, Store
 from cronclaim.store.queries import load_migrations, load_queries
-from cronclaim.store.rows import check_call, clip_error, make_claim, make_event, refusal_reason
+from cronclaim.store.rows import (
+    CLAIM_WIDTH as W,
+)
+from cronclaim.store.rows import (
+    check_call,
+    clip_error,
+    make_claim,
+    make_event,
+    refusal_reason,
+)
 
 try:
     import psycopg
@@ -163,6 +181,7 @@ class PostgresStore(Store):
             "scheduled_for": occurrence.scheduled_for,
             "local_time": _local_text(occurrence),
             "time_zone": occurrence.time_zone,
+            "tick": occurrence.tick,
             "worker": worker,
             "lease": lease,
             "now": self._now_param(),
@@ -174,9 +193,9 @@ class PostgresStore(Store):
             row = conn.execute(Q["acquire_take"], params).fetchone()
         if row is None:  # pragma: no cover - rows are never deleted
             raise NotAcquired(occurrence, "the claim row vanished", None)
-        won = row[17]
+        won = row[W + 2]
         claim = make_claim(
-            row[:15], occurrence=occurrence, prior_state=row[15], prior_worker=row[16]
+            row[:W], occurrence=occurrence, prior_state=row[W], prior_worker=row[W + 1]
         )
         if not won:
             raise NotAcquired(occurrence, refusal_reason(claim), claim)
@@ -193,16 +212,8 @@ class PostgresStore(Store):
         by_key = {(o.job, o.tenant, o.scheduled_for): o for o in occurrences}
         if not by_key:
             return []
-        params: dict[str, Any] = {
-            "jobs": [k[0] for k in by_key],
-            "tenants": [k[1] for k in by_key],
-            "scheduled_fors": [k[2] for k in by_key],
-            "local_times": [_local_text(o) for o in by_key.values()],
-            "time_zones": [o.time_zone for o in by_key.values()],
-            "worker": worker,
-            "lease": lease,
-            "now": self._now_param(),
-        }
+        params = _columns(list(by_key.values()))
+        params.update(worker=worker, lease=lease, now=self._now_param())
         with self._conn() as conn:
             rows = conn.execute(Q["acquire_batch_insert"], params).fetchall()
             won = [make_claim(r, occurrence=by_key[r[1], r[2], r[3]]) for r in rows]
@@ -223,7 +234,7 @@ class PostgresStore(Store):
             ).fetchall()
         won.extend(
             make_claim(
-                r[:15], occurrence=by_key[r[1], r[2], r[3]], prior_state=r[15], prior_worker=r[16]
+                r[:W], occurrence=by_key[r[1], r[2], r[3]], prior_state=r[W], prior_worker=r[W + 1]
             )
             for r in taken
         )
@@ -240,8 +251,8 @@ class PostgresStore(Store):
         }
         with self._conn() as conn:
             row = conn.execute(Q[query], params).fetchone()
-        current = make_claim(row[:15], occurrence=claim.occurrence) if row is not None else None
-        if row is not None and row[15]:
+        current = make_claim(row[:W], occurrence=claim.occurrence) if row is not None else None
+        if row is not None and row[W]:
             assert current is not None
             return current
         raise StaleClaim(claim.occurrence, claim.token, action, current)
@@ -288,6 +299,146 @@ class PostgresStore(Store):
     def fail(self, claim: Claim, *, error: str | None) -> Claim:
         return self._transition(claim, "fail", "fail", {"error": clip_error(error)})
 
+    # -- scheduling -----------------------------------------------------------------------
+
+    def enqueue(self, due: Sequence[tuple[Occurrence, datetime]]) -> int:
+        if not due:
+            return 0
+        params = _columns([o for o, _ in due])
+        params["not_befores"] = [not_before for _, not_before in due]
+        with self._conn() as conn:
+            return conn.execute(Q["enqueue_pending"], params).rowcount
+
+    def record_missed(self, occurrences: Sequence[Occurrence], *, reason: str) -> int:
+        if not occurrences:
+            return 0
+        params = _columns(occurrences)
+        params["reason"] = clip_error(reason) or ""
+        params["now"] = self._now_param()
+        with self._conn() as conn:
+            row = conn.execute(Q["insert_missed"], params).fetchone()
+        return int(row[0]) if row else 0
+
+    def acquire_due(self, job: str, *, worker: str, lease: timedelta, limit: int) -> list[Claim]:
+        check_call(worker, lease)
+        if limit <= 0:
+            return []
+        params = {
+            "job": job,
+            "worker": worker,
+            "lease": lease,
+            "limit": limit,
+            "now": self._now_param(),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(Q["acquire_due"], params).fetchall()
+        return [make_claim(r[:W], prior_state=r[W], prior_worker=r[W + 1]) for r in rows]
+
+    def close_windows(
+        self,
+        job: str,
+        *,
+        cutoff: datetime,
+        worker: str,
+        missed_reason: str,
+        failed_reason: str,
+        abandoned_reason: str,
+    ) -> dict[str, int]:
+        params = {
+            "job": job,
+            "cutoff": cutoff,
+            "worker": worker,
+            "missed_reason": clip_error(missed_reason),
+            "failed_reason": clip_error(failed_reason),
+            "abandoned_reason": clip_error(abandoned_reason),
+            "now": self._now_param(),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(Q["close_windows"], params).fetchall()
+        settled: dict[str, int] = {}
+        for (state,) in rows:
+            settled[state] = settled.get(state, 0) + 1
+        return settled
+
+    def next_due(self, job: str) -> DueTimes:
+        with self._conn() as conn:
+            row = conn.execute(Q["next_due"], {"job": job}).fetchone()
+        assert row is not None
+        return DueTimes(next_claimable=row[0], next_lease_expiry=row[1], oldest_open=row[2])
+
+    def record_ticks(self, ticks: Sequence[TickRecord], *, worker: str) -> None:
+        if not ticks:
+            return
+        now = self._now_param()
+        with self._conn() as conn, conn.cursor() as cur:
+            cur.executemany(
+                Q["record_tick"],
+                [
+                    {
+                        "job": t.job,
+                        "time_zone": t.time_zone,
+                        "scheduled_for": t.scheduled_for,
+                        "tick": t.tick,
+                        "due": t.due,
+                        "now": now,
+                        "worker": worker,
+                    }
+                    for t in ticks
+                ],
+            )
+
+    def scanned_through(self, job: str) -> datetime | None:
+        with self._conn() as conn:
+            row = conn.execute(Q["scanned_through"], {"job": job}).fetchone()
+        return None if row is None else row[0]
+
+    def advance_scanned_through(self, job: str, through: datetime, *, worker: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                Q["advance_scanned_through"],
+                {"job": job, "through": through, "worker": worker, "now": self._now_param()},
+            )
+
+    def known_jobs(self) -> list[str]:
+        with self._conn() as conn:
+            return [r[0] for r in conn.execute(Q["known_jobs"]).fetchall()]
+
+    def ledger(self, job: str, tick: str, *, limit: int = 100) -> Ledger:
+        params = {"job": job, "tick": tick, "limit": limit}
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            counts = {
+                ClaimState(state): n
+                for state, n in conn.execute(Q["ledger_counts"], params).fetchall()
+            }
+            due_row = conn.execute(Q["ledger_due"], params).fetchone()
+            not_done = [
+                make_claim(r) for r in conn.execute(Q["ledger_not_done"], params).fetchall()
+            ]
+        assert due_row is not None
+        due, zones, _, last = due_row
+        return Ledger(
+            job=job,
+            tick=tick,
+            due=max(int(due), sum(counts.values())),
+            counts=counts,
+            not_done=not_done,
+            zones=int(zones),
+            fanned_out_at=last,
+        )
+
+    def latest_ticks(self, job: str, *, at: datetime, count: int) -> list[str]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                Q["latest_ticks"], {"job": job, "at": at, "limit": count}
+            ).fetchall()
+            if not rows:
+                rows = conn.execute(
+                    Q["latest_claim_ticks"],
+                    {"job": job, "at": at, "since": at - timedelta(days=31), "limit": count},
+                ).fetchall()
+        return [r[0] for r in rows]
+
     # -- reading --------------------------------------------------------------------------
 
     def get(self, occurrence: Occurrence) -> Claim | None:
@@ -321,6 +472,18 @@ def _key(occurrence: Occurrence) -> dict[str, Any]:
         "job": occurrence.job,
         "tenant": occurrence.tenant,
         "scheduled_for": occurrence.scheduled_for,
+    }
+
+
+def _columns(occurrences: Sequence[Occurrence]) -> dict[str, Any]:
+    """The occurrences as the parallel arrays the batch statements unnest."""
+    return {
+        "jobs": [o.job for o in occurrences],
+        "tenants": [o.tenant for o in occurrences],
+        "scheduled_fors": [o.scheduled_for for o in occurrences],
+        "local_times": [_local_text(o) for o in occurrences],
+        "time_zones": [o.time_zone for o in occurrences],
+        "ticks": [o.tick for o in occurrences],
     }
 
 

@@ -60,6 +60,7 @@ def make_claim(
         scheduled_for,
         local_time,
         zone,
+        tick,
         state,
         token,
         attempt,
@@ -76,6 +77,7 @@ def make_claim(
             tenant=tenant,
             scheduled_for=scheduled_for,
             local_time=local_time_of(scheduled_for, local_time, zone),
+            nominal=datetime.fromisoformat(tick) if tick else None,
         )
     return Claim(
         id=row_id,
@@ -111,8 +113,12 @@ def make_event(values: Sequence[Any]) -> Event:
     )
 
 
+#: Number of columns of a claim row; acquisition queries append prior_state/prior_worker.
+CLAIM_WIDTH = 16
+
+
 def is_claimable(claim: Claim, now: datetime) -> bool:
-    if claim.state is ClaimState.RELEASED:
+    if claim.state is ClaimState.RELEASED or claim.state is ClaimState.PENDING:
         return claim.retry_at is None or claim.retry_at <= now
     if claim.state is ClaimState.CLAIMED:
         return claim.lease_expires_at is None or claim.lease_expires_at <= now
@@ -131,6 +137,9 @@ def refusal_reason(claim: Claim) -> str:
     if state is ClaimState.RELEASED:
         at = claim.retry_at.isoformat() if claim.retry_at else "?"
         return f"released after attempt {claim.attempt}, retry not before {at}: {claim.last_error}"
+    if state is ClaimState.PENDING:
+        at = claim.retry_at.isoformat() if claim.retry_at else "?"
+        return f"pending, paced to start at {at}"
     if state is ClaimState.FAILED:
         return f"failed after {claim.attempt} attempt(s): {claim.last_error}"
     return f"missed: {claim.last_error}"

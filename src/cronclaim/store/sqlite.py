@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,17 @@ from cronclaim.exceptions import (
     StaleClaim,
     StoreError,
 )
-from cronclaim.models import Claim, ClaimState, Event, EventKind, Occurrence, require_positive
+from cronclaim.models import (
+    Claim,
+    ClaimState,
+    DueTimes,
+    Event,
+    EventKind,
+    Ledger,
+    Occurrence,
+    TickRecord,
+    require_positive,
+)
 from cronclaim.store.base import DEFAULT_RETRY_AFTER, MAX_BATCH, Store
 from cronclaim.store.queries import load_migrations, load_queries
 from cronclaim.store.rows import (
@@ -60,7 +71,7 @@ def from_us(value: int | None) -> datetime | None:
 def _row_datetimes(row: Sequence[Any]) -> list[Any]:
     values = list(row)
     values[3] = EPOCH + timedelta(microseconds=values[3])
-    for i in (10, 11, 12, 13):
+    for i in (11, 12, 13, 14):
         if values[i] is not None:
             values[i] = EPOCH + timedelta(microseconds=values[i])
     return values
@@ -250,6 +261,7 @@ class SQLiteStore(Store):
             if row is None:
                 params["local_time"] = _local_text(occurrence)
                 params["time_zone"] = occurrence.time_zone
+                params["tick"] = occurrence.tick
                 new = conn.execute(Q["insert_claim"], params).fetchone()
                 claim = make_claim(_row_datetimes(new), occurrence=occurrence)
                 self._event(
@@ -308,7 +320,9 @@ class SQLiteStore(Store):
         by_key = {(o.job, o.tenant, to_us(o.scheduled_for)): o for o in occurrences}
         if not by_key:
             return []
-        batch = json.dumps([[*key, _local_text(o), o.time_zone] for key, o in by_key.items()])
+        batch = json.dumps(
+            [[*key, _local_text(o), o.time_zone, o.tick] for key, o in by_key.items()]
+        )
         won: list[Claim] = []
         with self._write() as conn:
             now = self._now()
@@ -468,6 +482,242 @@ class SQLiteStore(Store):
         error = clip_error(error)
         return self._finish(claim, "fail", "fail", EventKind.FAILED, {"error": error}, error)
 
+    # -- scheduling -----------------------------------------------------------------------
+
+    def enqueue(self, due: Sequence[tuple[Occurrence, datetime]]) -> int:
+        if not due:
+            return 0
+        batch = json.dumps(
+            [
+                [*_key_list(o), _local_text(o), o.time_zone, o.tick, to_us(not_before)]
+                for o, not_before in due
+            ]
+        )
+        with self._write() as conn:
+            return conn.execute(Q["enqueue_pending"], {"batch": batch}).rowcount
+
+    def record_missed(self, occurrences: Sequence[Occurrence], *, reason: str) -> int:
+        if not occurrences:
+            return 0
+        reason = clip_error(reason) or ""
+        batch = json.dumps(
+            [[*_key_list(o), _local_text(o), o.time_zone, o.tick] for o in occurrences]
+        )
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            ids = conn.execute(
+                Q["insert_missed"], {"batch": batch, "now": now_us, "reason": reason}
+            ).fetchall()
+            conn.executemany(
+                Q["insert_event"],
+                [
+                    _event_params(row[0], EventKind.MISSED, now_us, None, 0, 0, error=reason)
+                    for row in ids
+                ],
+            )
+        return len(ids)
+
+    def acquire_due(self, job: str, *, worker: str, lease: timedelta, limit: int) -> list[Claim]:
+        check_call(worker, lease)
+        if limit <= 0:
+            return []
+        won: list[Claim] = []
+        with self._write() as conn:
+            now = self._now()
+            now_us, until_us = to_us(now), to_us(now + lease)
+            params = {"job": job, "now": now_us, "limit": limit}
+            rows = conn.execute(Q["due_expired"], params).fetchall()
+            rows += conn.execute(Q["due_waiting"], params).fetchall()
+            found = sorted(
+                (make_claim(_row_datetimes(r)) for r in rows),
+                key=lambda c: (c.occurrence.scheduled_for, c.id),
+            )[:limit]
+            conn.executemany(
+                Q["take_found"],
+                [
+                    {
+                        "id": c.id,
+                        "token": c.token,
+                        "worker": worker,
+                        "now": now_us,
+                        "lease_expires_at": until_us,
+                    }
+                    for c in found
+                ],
+            )
+            claimed_at, lease_expires_at = from_us(now_us), from_us(until_us)
+            for seen in found:
+                claim = replace(
+                    seen,
+                    state=ClaimState.CLAIMED,
+                    token=seen.token + 1,
+                    attempt=seen.attempt + 1,
+                    worker=worker,
+                    claimed_at=claimed_at,
+                    lease_expires_at=lease_expires_at,
+                    retry_at=None,
+                    finished_at=None,
+                    prior_state=seen.state,
+                    prior_worker=seen.worker,
+                )
+                self._record_acquisition(conn, seen, claim, now_us)
+                won.append(claim)
+        return won
+
+    def close_windows(
+        self,
+        job: str,
+        *,
+        cutoff: datetime,
+        worker: str,
+        missed_reason: str,
+        failed_reason: str,
+        abandoned_reason: str,
+    ) -> dict[str, int]:
+        settled: dict[str, int] = {}
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            rows = conn.execute(
+                Q["windows_closed"], {"job": job, "cutoff": to_us(cutoff), "now": now_us}
+            ).fetchall()
+            for row in rows:
+                seen = make_claim(_row_datetimes(row))
+                if seen.state is ClaimState.PENDING:
+                    state, error = ClaimState.MISSED, missed_reason
+                elif seen.state is ClaimState.RELEASED:
+                    state = ClaimState.FAILED
+                    error = failed_reason + (
+                        f"; last error: {seen.last_error}" if seen.last_error else ""
+                    )
+                else:
+                    state, error = ClaimState.FAILED, abandoned_reason
+                    self._event(
+                        conn,
+                        seen.id,
+                        EventKind.LEASE_EXPIRED,
+                        now_us,
+                        worker=seen.worker,
+                        attempt=seen.attempt,
+                        token=seen.token,
+                    )
+                error = clip_error(error) or ""
+                conn.execute(
+                    Q["close_window"],
+                    {
+                        "id": seen.id,
+                        "token": seen.token,
+                        "state": state.value,
+                        "now": now_us,
+                        "error": error,
+                    },
+                )
+                self._event(
+                    conn,
+                    seen.id,
+                    EventKind(state.value),
+                    now_us,
+                    worker=worker,
+                    attempt=seen.attempt,
+                    token=seen.token,
+                    error=error,
+                )
+                settled[state.value] = settled.get(state.value, 0) + 1
+        return settled
+
+    def next_due(self, job: str) -> DueTimes:
+        with self._read() as conn:
+            row = conn.execute(Q["next_due"], {"job": job}).fetchone()
+        return DueTimes(
+            next_claimable=from_us(row[0]),
+            next_lease_expiry=from_us(row[1]),
+            oldest_open=from_us(row[2]),
+        )
+
+    def record_ticks(self, ticks: Sequence[TickRecord], *, worker: str) -> None:
+        if not ticks:
+            return
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            conn.executemany(
+                Q["record_tick"],
+                [
+                    {
+                        "job": t.job,
+                        "time_zone": t.time_zone,
+                        "scheduled_for": to_us(t.scheduled_for),
+                        "tick": t.tick,
+                        "due": t.due,
+                        "now": now_us,
+                        "worker": worker,
+                    }
+                    for t in ticks
+                ],
+            )
+
+    def scanned_through(self, job: str) -> datetime | None:
+        with self._read() as conn:
+            row = conn.execute(Q["scanned_through"], {"job": job}).fetchone()
+        return None if row is None else from_us(row[0])
+
+    def advance_scanned_through(self, job: str, through: datetime, *, worker: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                Q["advance_scanned_through"],
+                {
+                    "job": job,
+                    "through": to_us(through),
+                    "now": to_us(self._now()),
+                    "worker": worker,
+                },
+            )
+
+    def known_jobs(self) -> list[str]:
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(Q["known_jobs"]).fetchall()]
+
+    def ledger(self, job: str, tick: str, *, limit: int = 100) -> Ledger:
+        params = {"job": job, "tick": tick, "limit": limit}
+        with self._read() as conn:
+            conn.execute("BEGIN")  # one snapshot for the three reads
+            try:
+                counts = {
+                    ClaimState(state): n
+                    for state, n in conn.execute(Q["ledger_counts"], params).fetchall()
+                }
+                due, zones, _, last = conn.execute(Q["ledger_due"], params).fetchone()
+                not_done = [
+                    make_claim(_row_datetimes(r))
+                    for r in conn.execute(Q["ledger_not_done"], params).fetchall()
+                ]
+            finally:
+                conn.execute("COMMIT")
+        return Ledger(
+            job=job,
+            tick=tick,
+            due=max(int(due), sum(counts.values())),
+            counts=counts,
+            not_done=not_done,
+            zones=int(zones),
+            fanned_out_at=from_us(last),
+        )
+
+    def latest_ticks(self, job: str, *, at: datetime, count: int) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                Q["latest_ticks"], {"job": job, "at": to_us(at), "limit": count}
+            ).fetchall()
+            if not rows:
+                rows = conn.execute(
+                    Q["latest_claim_ticks"],
+                    {
+                        "job": job,
+                        "at": to_us(at),
+                        "since": to_us(at - timedelta(days=31)),
+                        "limit": count,
+                    },
+                ).fetchall()
+        return [r[0] for r in rows]
+
     # -- reading --------------------------------------------------------------------------
 
     def get(self, occurrence: Occurrence) -> Claim | None:
@@ -506,6 +756,10 @@ def _key(occurrence: Occurrence) -> dict[str, Any]:
         "tenant": occurrence.tenant,
         "scheduled_for": to_us(occurrence.scheduled_for),
     }
+
+
+def _key_list(occurrence: Occurrence) -> list[Any]:
+    return [occurrence.job, occurrence.tenant, to_us(occurrence.scheduled_for)]
 
 
 def _local_text(occurrence: Occurrence) -> str | None:

@@ -7,8 +7,10 @@ CREATE TABLE cronclaim_claims (
     scheduled_for    timestamptz NOT NULL,
     local_time       text,
     time_zone        text,
+    tick             text        NOT NULL,  -- nominal local wall time, 2026-05-19T07:00
     state            text        NOT NULL
-                     CHECK (state IN ('claimed', 'done', 'released', 'failed', 'missed')),
+                     CHECK (state IN ('pending', 'claimed', 'done', 'released', 'failed',
+                                      'missed')),
     token            bigint      NOT NULL,
     attempt          integer     NOT NULL,
     worker           text,
@@ -20,11 +22,17 @@ CREATE TABLE cronclaim_claims (
     CONSTRAINT cronclaim_claims_occurrence UNIQUE (job, tenant, scheduled_for)
 );
 
--- What workers scan for: expired leases and released claims whose retry time passed.
-CREATE INDEX cronclaim_claims_lease ON cronclaim_claims (lease_expires_at)
+-- What workers look for, per job: due pending/released rows and expired leases; and the
+-- open rows (not yet final) whose window may close. Partial, so the millions of final
+-- rows cost these indexes nothing.
+CREATE INDEX cronclaim_claims_retry ON cronclaim_claims (job, retry_at)
+    WHERE state IN ('pending', 'released');
+CREATE INDEX cronclaim_claims_lease ON cronclaim_claims (job, lease_expires_at)
     WHERE state = 'claimed';
-CREATE INDEX cronclaim_claims_retry ON cronclaim_claims (retry_at)
-    WHERE state = 'released';
+CREATE INDEX cronclaim_claims_open ON cronclaim_claims (job, scheduled_for)
+    WHERE state IN ('pending', 'released', 'claimed');
+-- The ledger: every occurrence of one job's tick.
+CREATE INDEX cronclaim_claims_tick ON cronclaim_claims (job, tick);
 
 CREATE TABLE cronclaim_events (
     id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -39,6 +47,28 @@ CREATE TABLE cronclaim_events (
 );
 
 CREATE INDEX cronclaim_events_claim ON cronclaim_events (claim_id, id);
+
+-- One row per fan-out of a job's tick in one time zone: how many tenants were due.
+CREATE TABLE cronclaim_ticks (
+    job           text        NOT NULL,
+    time_zone     text        NOT NULL,
+    scheduled_for timestamptz NOT NULL,
+    tick          text        NOT NULL,
+    due           integer     NOT NULL,
+    fanned_out_at timestamptz NOT NULL,
+    worker        text        NOT NULL,
+    PRIMARY KEY (job, time_zone, scheduled_for)
+);
+CREATE INDEX cronclaim_ticks_tick ON cronclaim_ticks (job, tick);
+
+-- Per job: the instant through which due occurrences have been fanned out, so a
+-- restarted worker knows where to resume and can report any gap it will not cover.
+CREATE TABLE cronclaim_jobs (
+    job             text        PRIMARY KEY,
+    scanned_through timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL,
+    worker          text        NOT NULL
+);
 
 -- The history is append-only: nothing is updated away.
 CREATE FUNCTION cronclaim_events_append_only() RETURNS trigger
