@@ -8,17 +8,20 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cronclaim.clock import Clock, SystemClock
 from cronclaim.durations import Duration, parse_duration
 from cronclaim.exceptions import InvalidInput
 from cronclaim.guard import ClaimGuard, Outcome, Run, run_guarded, run_guarded_async
 from cronclaim.heartbeat import Heartbeater
+from cronclaim.jobs import Backoff, Job, TenantSource, make_job
 from cronclaim.models import Occurrence
+from cronclaim.schedule import DstPolicy
 from cronclaim.store import DEFAULT_RETRY_AFTER, Store, open_store, parse_database_url
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LEASE = timedelta(minutes=2)
 
@@ -56,6 +59,58 @@ class App:
         self._store_pid = 0
         self._lock = threading.Lock()
         self.heartbeater = Heartbeater(lambda: self.store)
+        #: Registered jobs by name, in declaration order.
+        self.jobs: dict[str, Job] = {}
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def job(
+        self,
+        name: str,
+        *,
+        cron: str,
+        tenants: TenantSource | None = None,
+        time_zone: str = "UTC",
+        timeout: Duration | None = None,
+        retry: Backoff | None = None,
+        window: Duration | None = None,
+        lease: Duration = "2m",
+        stale_after: Duration | None = None,
+        max_rate: float | None = None,
+        dst: DstPolicy | None = None,
+    ) -> Callable[[F], F]:
+        """Declare a scheduled job: ``@app.job("inventory-predict", cron="0 7 * * *", ...)``.
+
+        The function receives ``(tenant, run)`` and may be sync or async. ``tenants`` is a
+        callable returning the tenants to fan out over (streamed); without it the job runs
+        once per tick, in ``time_zone``. ``timeout`` bounds each attempt; ``retry`` sets
+        the backoff and attempt budget; ``window`` is how long after its tick an
+        occurrence may still start (default: the gap between ticks, at most 1 h);
+        ``lease`` how long a silent holder keeps it; ``stale_after`` when a late run counts
+        as stale; ``max_rate`` caps starts per second, spread per tenant; ``dst`` chooses
+        what happens to wall times a DST change removes or repeats.
+        """
+
+        def register(fn: F) -> F:
+            if name in self.jobs:
+                raise InvalidInput(f"job {name!r} is declared twice")
+            self.jobs[name] = make_job(
+                name,
+                fn,
+                cron=cron,
+                tenants=tenants,
+                time_zone_name=time_zone,
+                timeout=timeout,
+                retry=retry,
+                window=window,
+                lease=lease,
+                stale_after=stale_after,
+                max_rate=max_rate,
+                dst=dst,
+            )
+            return fn
+
+        return register
 
     # -- resources ------------------------------------------------------------------------
 

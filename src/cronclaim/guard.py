@@ -24,7 +24,7 @@ from cronclaim.exceptions import CronclaimError, NotAcquired, StaleClaim
 from cronclaim.models import Claim, ClaimState, Occurrence
 
 if TYPE_CHECKING:
-    from cronclaim.heartbeat import Heartbeater, _Watch
+    from cronclaim.heartbeat import Heartbeater, Watch
     from cronclaim.store import Store
 
 log = logging.getLogger("cronclaim.guard")
@@ -45,6 +45,7 @@ class Run:
     def __init__(self, claim: Claim) -> None:
         self._claim = claim
         self._lease_lost = False
+        self._abandoned = False
         self._settle: tuple[Literal["release", "fail"], str | None, timedelta | None] | None = None
 
     @property
@@ -78,6 +79,12 @@ class Run:
     def lease_lost(self) -> bool:
         """True once a heartbeat found the claim taken over; the result will be refused."""
         return self._lease_lost
+
+    @property
+    def abandoned(self) -> bool:
+        """True once the worker stopped waiting for this attempt (it timed out or the
+        worker is stopping) while its thread may still be running."""
+        return self._abandoned
 
     def release(self, error: str | None = None, *, retry_after: timedelta | None = None) -> None:
         """Ask for the occurrence to be released for retry when the body returns.
@@ -136,7 +143,7 @@ class ClaimGuard:
         self.max_attempts = max_attempts
         self.run: Run | None = None
         self.settled: Claim | None = None
-        self._watch: _Watch | None = None
+        self._watch: Watch | None = None
         self._entered = False
 
     # -- shared steps -------------------------------------------------------------------

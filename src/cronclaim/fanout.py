@@ -1,0 +1,170 @@
+"""Fan-out: turn a job's ticks into one stored row per due (tenant, tick).
+
+For the span of time since the job was last fanned out, every tenant (streamed, never
+all in memory) gets a row for each tick of its time zone: ``pending`` (claimable from
+its paced start) while the tick's window is open, or ``missed`` with the reason when the
+window closed before anyone fanned it out. Each fan-out is recorded per zone with the
+number of tenants due, and the job's watermark moves forward only after a complete scan,
+so a worker that dies mid-way leaves the span to be scanned again. Inserts skip rows
+that exist, so every worker may fan out the same tick: the database keeps one row each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+
+from cronclaim.exceptions import InvalidInput
+from cronclaim.jobs import Job, pacing_fraction
+from cronclaim.models import Occurrence, Tenant, TickRecord, format_instant, time_zone
+from cronclaim.schedule import Tick
+from cronclaim.store import Store
+
+log = logging.getLogger("cronclaim.fanout")
+
+#: A scan that would produce more ticks than this per zone stops with an error instead of
+#: writing millions of rows; lower --catch-up or raise the limit deliberately.
+MAX_TICKS_PER_SCAN = 10_000
+#: Paced starts are spread over at most this share of the window, so pacing alone never
+#: pushes an occurrence past its window.
+MAX_SPREAD_OF_WINDOW = 0.5
+
+
+@dataclass
+class FanOutResult:
+    job: str
+    start: datetime
+    end: datetime
+    tenants: int = 0
+    enqueued: int = 0
+    missed: int = 0
+    ticks: list[TickRecord] = field(default_factory=list)
+    zones: set[str] = field(default_factory=set)
+
+
+def missed_reason(job: Job, fanned_at: datetime) -> str:
+    return (
+        f"no worker fanned it out within its {_human(job.window)} window "
+        f"(first seen by a worker at {format_instant(fanned_at)})"
+    )
+
+
+def spread_for(job: Job, tenants: int) -> timedelta:
+    """How long the paced starts of one tick may take: tenants / max_rate, bounded."""
+    if job.max_rate is None or tenants <= 1:
+        return timedelta(0)
+    spread = timedelta(seconds=tenants / job.max_rate)
+    cap = job.window * MAX_SPREAD_OF_WINDOW
+    if spread > cap:
+        log.warning(
+            "job %s: %d tenants at %.2f starts/s need %s, more than half its %s window; "
+            "starts are spread over %s instead",
+            job.name,
+            tenants,
+            job.max_rate,
+            spread,
+            job.window,
+            cap,
+        )
+        return cap
+    return spread
+
+
+def fan_out(
+    job: Job,
+    store: Store,
+    *,
+    start: datetime,
+    end: datetime,
+    worker: str,
+    batch_size: int = 500,
+    expected_tenants: int | None = None,
+) -> FanOutResult:
+    """Record every occurrence of ``job`` with ``start < scheduled_for <= end``.
+
+    ``expected_tenants`` sizes the pacing spread (the previous scan's count); when it is
+    unknown and the job is paced, the tenants are counted first.
+    """
+    result = FanOutResult(job=job.name, start=start, end=end)
+    if end <= start:
+        return result
+    if job.max_rate is not None and expected_tenants is None:
+        expected_tenants = sum(1 for _ in job.iter_tenants())
+    spread = spread_for(job, expected_tenants or 0)
+    per_zone: dict[str, list[Tick]] = {}
+    due_count: Counter[tuple[str, datetime, str]] = Counter()
+    pending: list[tuple[Occurrence, datetime]] = []
+    missed: list[Occurrence] = []
+    reason = missed_reason(job, end)
+
+    def flush(force: bool) -> None:
+        if pending and (force or len(pending) >= batch_size):
+            result.enqueued += store.enqueue(pending)
+            pending.clear()
+        if missed and (force or len(missed) >= batch_size):
+            result.missed += store.record_missed(missed, reason=reason)
+            missed.clear()
+
+    for tenant in job.iter_tenants():
+        result.tenants += 1
+        ticks = per_zone.get(tenant.time_zone)
+        if ticks is None:
+            ticks = _ticks(job, tenant, start, end)
+            per_zone[tenant.time_zone] = ticks
+        for tick in ticks:
+            occurrence = Occurrence(
+                job=job.name,
+                tenant=tenant.id,
+                scheduled_for=tick.utc,
+                local_time=tick.local,
+                nominal=tick.nominal,
+            )
+            due_count[tenant.time_zone, tick.utc, occurrence.tick] += 1
+            if tick.utc + job.window <= end:
+                missed.append(occurrence)
+            else:
+                offset = spread * pacing_fraction(job.name, tenant.id)
+                pending.append((occurrence, tick.utc + offset))
+        flush(force=False)
+    flush(force=True)
+    result.zones = set(per_zone)
+    result.ticks = [
+        TickRecord(job=job.name, time_zone=zone, scheduled_for=at, tick=label, due=n)
+        for (zone, at, label), n in sorted(due_count.items())
+    ]
+    store.record_ticks(result.ticks, worker=worker)
+    store.advance_scanned_through(job.name, end, worker=worker)
+    return result
+
+
+def _ticks(job: Job, tenant: Tenant, start: datetime, end: datetime) -> list[Tick]:
+    ticks = list(islice(job.schedule.ticks(tenant.zone, start, end), MAX_TICKS_PER_SCAN + 1))
+    if len(ticks) > MAX_TICKS_PER_SCAN:
+        raise InvalidInput(
+            f"job {job.name!r}: more than {MAX_TICKS_PER_SCAN} ticks between "
+            f"{format_instant(start)} and {format_instant(end)} in {tenant.time_zone}; "
+            "lower the worker's --catch-up"
+        )
+    return ticks
+
+
+def next_tick_after(job: Job, zones: Iterable[str], after: datetime) -> datetime | None:
+    """The earliest tick of ``job`` after ``after`` in any of ``zones``."""
+    best: datetime | None = None
+    for zone in zones:
+        tick = job.schedule.next_tick(time_zone(zone), after)
+        if tick is not None and (best is None or tick.utc < best):
+            best = tick.utc
+    return best
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

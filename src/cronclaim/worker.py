@@ -1,0 +1,613 @@
+"""The worker: fans out due ticks, claims due occurrences in batches, runs them with
+bounded concurrency and a per-attempt timeout, retries with backoff, and stops cleanly.
+
+One asyncio loop drives everything. Store calls run on threads (the stores are
+synchronous), async jobs run as tasks, sync jobs on daemon threads. Completions are
+written in batches; releases and failures one by one, as they happen.
+
+The loop sleeps until the next thing that can need it (a tick in a time zone it serves,
+a paced start, a retry, a lease that expires, a window that closes), and at most
+``poll`` seconds, so it also notices work that other workers released. An idle worker
+makes one small query per job per ``poll``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronclaim.app import App
+from cronclaim.clock import VirtualClock
+from cronclaim.durations import Duration, parse_duration
+from cronclaim.exceptions import CronclaimError, InvalidInput, StaleClaim
+from cronclaim.fanout import fan_out, next_tick_after
+from cronclaim.guard import Run, describe_error
+from cronclaim.heartbeat import Watch
+from cronclaim.jobs import Job
+from cronclaim.models import Claim, Tenant
+from cronclaim.store import MAX_BATCH
+
+log = logging.getLogger("cronclaim.worker")
+
+#: How often the set of time zones a job serves is refreshed when no tick is due.
+ZONE_REFRESH = timedelta(minutes=10)
+#: Completions wait at most this long to be written together.
+COMPLETE_DELAY = 0.01
+
+
+@dataclass
+class WorkerStats:
+    fanned_out: int = 0
+    missed: int = 0
+    started: int = 0
+    done: int = 0
+    released: int = 0
+    failed: int = 0
+    lost: int = 0
+    window_closed: dict[str, int] = field(default_factory=dict)
+    by_job: dict[str, int] = field(default_factory=dict)
+
+
+class _DaemonThreads:
+    """Runs sync jobs on daemon threads, so a job that never returns cannot keep the
+    process alive after shutdown (a ThreadPoolExecutor's threads would)."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._size = size
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._idle == 0:
+                # Threads stuck in abandoned (timed-out) jobs do not count as capacity.
+                thread = threading.Thread(target=self._work, name="cronclaim-job", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle -= 1
+        self._queue.put((fn, args, future))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, args, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # a job's SystemExit must not kill the thread
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for _ in self._threads:
+                self._queue.put(None)
+            self._threads.clear()
+            self._idle = 0
+
+
+class Worker:
+    """Runs an app's jobs. ``Worker(app).run()`` blocks until SIGTERM/SIGINT."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int = 10,
+        jobs: Sequence[str] | None = None,
+        burst: bool = False,
+        catch_up: Duration = "24h",
+        grace: Duration = "30s",
+        poll: Duration = "30s",
+        batch_size: int = 500,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidInput(f"concurrency must be a positive integer, got {concurrency!r}")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise InvalidInput(f"batch size must be between 1 and {MAX_BATCH}, got {batch_size}")
+        if not app.jobs:
+            raise InvalidInput("the app defines no jobs; declare them with @app.job(...)")
+        names = list(app.jobs) if jobs is None else list(jobs)
+        unknown = [n for n in names if n not in app.jobs]
+        if unknown:
+            raise InvalidInput(
+                f"unknown job(s) {', '.join(unknown)}; the app defines: {', '.join(app.jobs)}"
+            )
+        self.app = app
+        self.jobs: list[Job] = [app.jobs[n] for n in names]
+        self.concurrency = concurrency
+        self.burst = burst
+        self.catch_up = parse_duration(catch_up, "catch-up")
+        self.grace = parse_duration(grace, "grace", allow_zero=True)
+        self.poll = parse_duration(poll, "poll")
+        self.batch_size = batch_size
+        self.worker_id = app.worker_id
+        self.stats = WorkerStats()
+        self._scanned: dict[str, datetime] = {}
+        self._zones: dict[str, set[str]] = {}
+        self._tenant_counts: dict[str, int] = {}
+        self._zones_refreshed: dict[str, datetime] = {}
+        self._next_tick: dict[str, datetime | None] = {}
+        #: When each job's oldest open occurrence's window closes (from its rows); a job
+        #: missing here has not been checked yet.
+        self._window_closes: dict[str, datetime | None] = {}
+        self._running: dict[asyncio.Task[None], Run] = {}
+        #: Finished runs waiting to be marked done, with their heartbeat watch: the lease
+        #: stays alive until the completion is written.
+        self._completions: list[tuple[Run, Watch]] = []
+        self._threads = _DaemonThreads(concurrency)
+        self._stop_requested = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._flushed: asyncio.Event | None = None
+        self._store_failures = 0
+        self._completer_finish = False
+
+    # -- public ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until stopped (SIGTERM/SIGINT), or until idle with ``burst``."""
+        asyncio.run(
+            self.serve(install_signals=threading.current_thread() is threading.main_thread())
+        )
+
+    def stop(self) -> None:
+        """Ask the worker to stop claiming, finish running work within the grace period,
+        release the rest and return. Thread- and signal-safe."""
+        self._stop_requested.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def serve(self, *, install_signals: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._completer_finish = False
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._on_signal, sig)
+        log.info(
+            "worker %s serving jobs %s (concurrency %d%s)",
+            self.worker_id,
+            ", ".join(j.name for j in self.jobs),
+            self.concurrency,
+            ", burst" if self.burst else "",
+        )
+        completer = asyncio.create_task(self._complete_loop(), name="cronclaim-completer")
+        try:
+            while not self._stop_requested.is_set():
+                try:
+                    now = self.app.clock.now()
+                    await self._maintain(now)
+                    started = await self._claim_and_start()
+                    self._store_failures = 0
+                except CronclaimError as exc:
+                    # A database blip: keep the running work, back off, try again.
+                    self._store_failures += 1
+                    delay = min(self.poll.total_seconds(), 0.5 * 2 ** min(self._store_failures, 8))
+                    log.error("worker pass failed (%s); retrying in %.1fs", exc, delay)
+                    await self._sleep(delay)
+                    continue
+                if self.burst:
+                    if started:
+                        await self._wait_for_slot()
+                        continue
+                    if self._running:
+                        await self._wait_for_slot()
+                        continue
+                    break
+                if started and len(self._running) >= self.concurrency:
+                    await self._wait_for_slot()
+                    continue
+                if started:
+                    continue  # more may be due right now
+                await self._sleep_until(await self._next_wake(now))
+        finally:
+            await self._drain()
+            await self._finish_completer(completer)
+            self._threads.shutdown()
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    self._loop.remove_signal_handler(sig)
+        log.info("worker %s stopped: %s", self.worker_id, self.stats)
+
+    async def run_until(self, end: datetime) -> None:
+        """Simulate on a :class:`VirtualClock`: run everything due, jump the clock to the
+        next moment anything becomes due, and repeat until ``end``."""
+        clock = self.app.clock
+        if not isinstance(clock, VirtualClock):
+            raise InvalidInput("run_until needs the app to use a VirtualClock")
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._completer_finish = False
+        completer = asyncio.create_task(self._complete_loop(), name="cronclaim-completer")
+        try:
+            while True:
+                now = clock.now()
+                await self._maintain(now)
+                while await self._claim_and_start():
+                    await self._wait_for_slot()
+                while self._running:
+                    await self._wait_for_slot()
+                await self._flush_completions()
+                if await self._claim_and_start():
+                    continue
+                nxt = await self._next_wake(now, virtual=True)
+                if now >= end:
+                    break
+                if nxt is None:
+                    nxt = end
+                elif nxt <= now:
+                    # Something is due that this worker cannot take now (e.g. held by a
+                    # lease of another process): let a virtual second pass.
+                    nxt = now + timedelta(seconds=1)
+                clock.set(min(nxt, end))
+        finally:
+            await self._finish_completer(completer)
+            self._threads.shutdown()
+
+    # -- the pass -------------------------------------------------------------------------
+
+    async def _maintain(self, now: datetime) -> None:
+        """Fan out ticks that came due and settle occurrences whose window closed."""
+        for job in self.jobs:
+            if self._fan_out_due(job, now):
+                await asyncio.to_thread(self._fan_out, job, now)
+            if job.name in self._window_closes:
+                closes = self._window_closes[job.name]
+                if closes is None or closes > now:
+                    continue
+            cutoff = now - job.window
+            closed = await asyncio.to_thread(
+                self.app.store.close_windows,
+                job.name,
+                cutoff=cutoff,
+                worker=self.worker_id,
+                missed_reason=f"no worker started it within its {job.window} window",
+                failed_reason=f"its {job.window} window closed before an attempt succeeded",
+                abandoned_reason=(
+                    f"its {job.window} window closed while its holder had stopped heart-beating"
+                ),
+            )
+            self._window_closes[job.name] = None  # re-read at the next wake computation
+            for state, n in closed.items():
+                self.stats.window_closed[state] = self.stats.window_closed.get(state, 0) + n
+                log.warning(
+                    "job %s: %d occurrence(s) %s when their window closed", job.name, n, state
+                )
+
+    def _fan_out_due(self, job: Job, now: datetime) -> bool:
+        if job.name not in self._scanned:
+            return True
+        if now - self._zones_refreshed.get(job.name, now) >= ZONE_REFRESH:
+            return True
+        nxt = self._next_tick.get(job.name)
+        return nxt is not None and nxt <= now
+
+    def _fan_out(self, job: Job, now: datetime) -> None:
+        store = self.app.store
+        start = self._scanned.get(job.name)
+        if start is None:
+            floor = now - self.catch_up
+            watermark = store.scanned_through(job.name)
+            if watermark is not None and watermark < floor:
+                log.error(
+                    "job %s: last fanned out through %s, beyond the %s catch-up limit; "
+                    "ticks before %s are not examined",
+                    job.name,
+                    watermark.isoformat(),
+                    self.catch_up,
+                    floor.isoformat(),
+                )
+            start = floor if watermark is None else max(watermark, floor)
+        result = fan_out(
+            job,
+            store,
+            start=start,
+            end=now,
+            worker=self.worker_id,
+            batch_size=self.batch_size,
+            expected_tenants=self._tenant_counts.get(job.name),
+        )
+        self._scanned[job.name] = now
+        self._zones[job.name] = result.zones
+        self._tenant_counts[job.name] = result.tenants
+        self._zones_refreshed[job.name] = now
+        self._next_tick[job.name] = next_tick_after(job, result.zones, now)
+        self.stats.fanned_out += result.enqueued
+        self.stats.missed += result.missed
+        if result.enqueued or result.missed:
+            log.info(
+                "job %s: fanned out %d occurrence(s) over %d tenant(s), %d missed",
+                job.name,
+                result.enqueued,
+                result.tenants,
+                result.missed,
+            )
+
+    async def _claim_and_start(self) -> int:
+        """Claim due occurrences up to the free concurrency, round-robin over jobs."""
+        started = 0
+        progress = True
+        while progress and not self._stop_requested.is_set():
+            progress = False
+            for job in self.jobs:
+                free = self.concurrency - len(self._running)
+                if free <= 0:
+                    return started
+                claims = await asyncio.to_thread(
+                    self.app.store.acquire_due,
+                    job.name,
+                    worker=self.worker_id,
+                    lease=job.lease,
+                    limit=min(free, self.batch_size),
+                )
+                for claim in claims:
+                    self._start(job, claim)
+                started += len(claims)
+                progress = progress or bool(claims)
+        return started
+
+    def _start(self, job: Job, claim: Claim) -> None:
+        run = Run(claim)
+        task = asyncio.create_task(self._execute(job, run), name=run.idempotency_key)
+        self._running[task] = run
+        task.add_done_callback(self._finished)
+        self.stats.started += 1
+        self.stats.by_job[job.name] = self.stats.by_job.get(job.name, 0) + 1
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        if self._wake is not None:
+            self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal error running %s", task.get_name(), exc_info=task.exception())
+
+    async def _execute(self, job: Job, run: Run) -> None:
+        occurrence = run.occurrence
+        tenant = Tenant(id=occurrence.tenant, time_zone=occurrence.time_zone or job.time_zone)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_lost() -> None:
+            loop.call_soon_threadsafe(task.cancel, "cronclaim: lease lost to a takeover")
+
+        watch = self.app.heartbeater.watch(run, job.lease, on_lost)
+        error: BaseException | None = None
+        began = time.monotonic()
+        try:
+            await self._call(job, tenant, run)
+        except BaseException as exc:  # CancelledError included: the claim is settled below
+            error = exc
+        elapsed = time.monotonic() - began
+        if run.lease_lost:
+            self.app.heartbeater.unwatch(watch)
+            self.stats.lost += 1
+            log.error(
+                "%s: lease lost to a takeover after %.2fs; the new holder settles it",
+                run.idempotency_key,
+                elapsed,
+            )
+            return
+        if error is None:
+            self._completions.append((run, watch))
+            if self._flushed is not None:
+                self._flushed.set()
+            return
+        self.app.heartbeater.unwatch(watch)
+        await self._settle_failure(job, run, error)
+
+    async def _call(self, job: Job, tenant: Tenant, run: Run) -> None:
+        timeout = job.timeout.total_seconds() if job.timeout is not None else None
+        if job.is_async:
+            async with asyncio.timeout(timeout):
+                await job.fn(tenant, run)
+            return
+        future = asyncio.wrap_future(self._threads.submit(job.fn, tenant, run))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            # A thread cannot be interrupted: it is abandoned, and any further call it
+            # makes through run.call() is refused.
+            run._abandoned = True
+            raise
+
+    async def _settle_failure(self, job: Job, run: Run, error: BaseException) -> None:
+        claim = run.claim
+        text = describe_error(error)
+        if isinstance(error, TimeoutError) and job.timeout is not None and str(error) == "":
+            text = f"TimeoutError: attempt exceeded the {job.timeout.total_seconds():g}s timeout"
+        stopping = isinstance(error, asyncio.CancelledError) and self._stop_requested.is_set()
+        store = self.app.store
+        try:
+            if stopping:
+                # Not the job's fault: give it back for another worker, no backoff for an
+                # async job (it really stopped), the first backoff step for a sync one
+                # (its thread may still be running).
+                retry_after = job.retry.first if getattr(run, "_abandoned", False) else timedelta(0)
+                await asyncio.to_thread(
+                    store.release,
+                    claim,
+                    error="worker stopped before it finished",
+                    retry_after=retry_after,
+                )
+                self.stats.released += 1
+                return
+            delay = job.retry.delay(claim.attempt)
+            window_end = claim.occurrence.scheduled_for + job.window
+            now = self.app.clock.now()
+            if claim.attempt >= job.retry.max_attempts:
+                await asyncio.to_thread(
+                    store.fail,
+                    claim,
+                    error=f"{text} (attempt {claim.attempt} of {job.retry.max_attempts})",
+                )
+                self.stats.failed += 1
+            elif now + delay >= window_end:
+                await asyncio.to_thread(
+                    store.fail,
+                    claim,
+                    error=f"{text} (no retry fits before the window closes at "
+                    f"{window_end.isoformat()})",
+                )
+                self.stats.failed += 1
+            else:
+                await asyncio.to_thread(store.release, claim, error=text, retry_after=delay)
+                self.stats.released += 1
+            log.warning("%s attempt %d failed: %s", run.idempotency_key, claim.attempt, text)
+        except StaleClaim as exc:
+            self.stats.lost += 1
+            log.error(
+                "%s: could not record the failure, lease taken over: %s", run.idempotency_key, exc
+            )
+        except CronclaimError as exc:
+            log.error(
+                "%s: could not record the failure (%s); it becomes claimable when its "
+                "lease expires",
+                run.idempotency_key,
+                exc,
+            )
+
+    # -- completions ------------------------------------------------------------------------
+
+    async def _complete_loop(self) -> None:
+        """Write completions in batches until told to finish (never cancelled: a batch
+        taken off the queue must reach the database)."""
+        flushed = self._flushed = asyncio.Event()
+        while True:
+            if not self._completions:
+                if self._completer_finish:
+                    return
+                flushed.clear()
+                await flushed.wait()
+                continue
+            await asyncio.sleep(COMPLETE_DELAY)  # let a few finish, write them together
+            await self._flush_completions()
+
+    async def _finish_completer(self, completer: asyncio.Task[None]) -> None:
+        self._completer_finish = True
+        if self._flushed is not None:
+            self._flushed.set()
+        await completer
+        await self._flush_completions()
+
+    async def _flush_completions(self) -> None:
+        while self._completions:
+            batch = self._completions[:MAX_BATCH]
+            del self._completions[: len(batch)]
+            # Stop the heartbeats only now, just before the completion is written, so
+            # no lease can lapse between "effect done" and "marked done".
+            await asyncio.to_thread(self._unwatch_all, [watch for _, watch in batch])
+            try:
+                done, stale = await asyncio.to_thread(
+                    self.app.store.complete_batch, [run.claim for run, _ in batch]
+                )
+            except CronclaimError as exc:
+                log.error(
+                    "could not record %d completion(s) (%s); their leases expire and "
+                    "they are retried",
+                    len(batch),
+                    exc,
+                )
+                continue
+            self.stats.done += len(done)
+            self.stats.lost += len(stale)
+            for claim in stale:
+                log.error(
+                    "%s: completion refused, lease taken over (token %d is stale)",
+                    claim.occurrence.idempotency_key,
+                    claim.token,
+                )
+
+    def _unwatch_all(self, watches: list[Watch]) -> None:
+        for watch in watches:
+            self.app.heartbeater.unwatch(watch)
+
+    # -- waiting and stopping -----------------------------------------------------------------
+
+    async def _next_wake(self, now: datetime, *, virtual: bool = False) -> datetime | None:
+        candidates: list[datetime] = []
+        for job in self.jobs:
+            nxt = self._next_tick.get(job.name)
+            if nxt is not None:
+                candidates.append(nxt)
+            due = await asyncio.to_thread(self.app.store.next_due, job.name)
+            for value in (due.next_claimable, due.next_lease_expiry):
+                if value is not None:
+                    candidates.append(value)
+            closes = None if due.oldest_open is None else due.oldest_open + job.window
+            self._window_closes[job.name] = closes
+            if closes is not None:
+                candidates.append(closes)
+            if not virtual:
+                refreshed = self._zones_refreshed.get(job.name)
+                if refreshed is not None:
+                    candidates.append(refreshed + ZONE_REFRESH)
+        if not virtual:
+            candidates.append(now + self.poll)
+        future = [c for c in candidates if c > now]
+        if not future:
+            return now if candidates else None
+        return min(future)
+
+    async def _sleep_until(self, when: datetime | None) -> None:
+        now = self.app.clock.now()
+        delay = self.poll.total_seconds() if when is None else (when - now).total_seconds()
+        await self._sleep(max(0.0, min(delay, self.poll.total_seconds())))
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        if self._stop_requested.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
+
+    async def _wait_for_slot(self) -> None:
+        """Wait until a running occurrence finishes, or a stop is requested."""
+        assert self._wake is not None
+        self._wake.clear()  # before the checks: a finish after them sets it again
+        if not self._running or self._stop_requested.is_set():
+            return
+        await self._wake.wait()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.warning(
+            "received %s: finishing running work (grace %s), then stopping", sig.name, self.grace
+        )
+        self.stop()
+
+    async def _drain(self) -> None:
+        """Stop: let running work finish within the grace period, then cancel the rest
+        (each cancelled run releases its claim)."""
+        self._stop_requested.set()
+        if not self._running:
+            return
+        tasks = list(self._running)
+        _, pending = await asyncio.wait(tasks, timeout=self.grace.total_seconds())
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
