@@ -74,3 +74,9 @@ class StaleClaim(CronclaimError):
         self.token = token
         self.action = action
         self.current = current
+
+
+class RunAbandoned(CronclaimError):
+    """The worker stopped waiting for this attempt (it timed out, or the worker is
+    stopping); further external calls through ``run.call`` are refused so a thread that
+    cannot be interrupted does no more side effects."""

@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
+from typing import Protocol
 
 from cronclaim.exceptions import InvalidInput
 from cronclaim.jobs import Job, pacing_fraction
-from cronclaim.models import Occurrence, Tenant, TickRecord, format_instant, time_zone
+from cronclaim.models import Claim, Occurrence, Tenant, TickRecord, format_instant, time_zone
 from cronclaim.schedule import Tick
 from cronclaim.store import Store
 
@@ -34,6 +35,15 @@ MAX_TICKS_PER_SCAN = 10_000
 MAX_SPREAD_OF_WINDOW = 0.5
 
 
+class Intake(Protocol):
+    """A worker able to start occurrences at once: the fan-out claims directly for the
+    slots it reserves (one statement instead of a pending row and a later claim)."""
+
+    def reserve(self, wanted: int) -> int: ...
+
+    def hand_over(self, job: Job, claims: list[Claim], reserved: int) -> None: ...
+
+
 @dataclass
 class FanOutResult:
     job: str
@@ -41,6 +51,7 @@ class FanOutResult:
     end: datetime
     tenants: int = 0
     enqueued: int = 0
+    claimed: int = 0
     missed: int = 0
     ticks: list[TickRecord] = field(default_factory=list)
     zones: set[str] = field(default_factory=set)
@@ -83,6 +94,7 @@ def fan_out(
     worker: str,
     batch_size: int = 500,
     expected_tenants: int | None = None,
+    intake: Intake | None = None,
 ) -> FanOutResult:
     """Record every occurrence of ``job`` with ``start < scheduled_for <= end``.
 
@@ -103,7 +115,19 @@ def fan_out(
 
     def flush(force: bool) -> None:
         if pending and (force or len(pending) >= batch_size):
-            result.enqueued += store.enqueue(pending)
+            rest = pending
+            if intake is not None and all(not_before <= end for _, not_before in pending):
+                # Unpaced and due now: claim directly as many as the worker can start.
+                reserved = intake.reserve(len(pending))
+                if reserved:
+                    claims = store.acquire_batch(
+                        [o for o, _ in pending[:reserved]], worker=worker, lease=job.lease
+                    )
+                    intake.hand_over(job, claims, reserved)
+                    result.claimed += len(claims)
+                    rest = pending[reserved:]
+            if rest:
+                result.enqueued += store.enqueue(rest)
             pending.clear()
         if missed and (force or len(missed) >= batch_size):
             result.missed += store.record_missed(missed, reason=reason)

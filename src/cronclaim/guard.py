@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from cronclaim.exceptions import CronclaimError, NotAcquired, StaleClaim
+from cronclaim.exceptions import CronclaimError, NotAcquired, RunAbandoned, StaleClaim
 from cronclaim.models import Claim, ClaimState, Occurrence
 
 if TYPE_CHECKING:
@@ -33,6 +33,19 @@ T = TypeVar("T")
 Status = Literal["done", "skipped", "released", "failed", "lost"]
 
 
+class CallHooks(Protocol):
+    """Called around every external call a run makes through ``run.call``; installed by
+    :mod:`cronclaim.testing` to inject faults (a hook may raise, or end the process)."""
+
+    def before(self, run: Run, name: str) -> None: ...
+
+    def after(self, run: Run, name: str) -> None: ...
+
+
+#: The installed hooks; ``None`` (nothing to do) outside fault-injection tests.
+call_hooks: CallHooks | None = None
+
+
 def describe_error(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
@@ -42,8 +55,9 @@ def describe_error(exc: BaseException) -> str:
 class Run:
     """What the guarded body holds: the claim, and the values to pass downstream."""
 
-    def __init__(self, claim: Claim) -> None:
+    def __init__(self, claim: Claim, *, stale: bool = False) -> None:
         self._claim = claim
+        self._stale = stale
         self._lease_lost = False
         self._abandoned = False
         self._settle: tuple[Literal["release", "fail"], str | None, timedelta | None] | None = None
@@ -74,6 +88,53 @@ class Run:
     def took_over(self) -> bool:
         """True when this attempt took over a claim whose holder stopped heart-beating."""
         return self._claim.took_over
+
+    @property
+    def is_replay(self) -> bool:
+        """True when an operator replayed this occurrence (``cronclaim replay``)."""
+        return self._claim.replays > 0
+
+    @property
+    def stale(self) -> bool:
+        """True when this attempt starts later than the job's ``stale_after`` after its
+        tick: recompute if useful, but do not send a 07:00 push at 15:00."""
+        return self._stale
+
+    def call(self, name: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Make an external call (inference, a push, a webhook) on behalf of this run.
+
+        Refused with :class:`~cronclaim.exceptions.RunAbandoned` once the worker stopped
+        waiting for this attempt. ``name`` names the dependency (``"inference"``): fault
+        injection and error reports use it.
+        """
+        self._check_live(name)
+        hooks = call_hooks
+        if hooks is not None:
+            hooks.before(self, name)
+        result = fn(*args, **kwargs)
+        if hooks is not None:
+            hooks.after(self, name)
+        return result
+
+    async def call_async(
+        self, name: str, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """:meth:`call` for a coroutine function."""
+        self._check_live(name)
+        hooks = call_hooks
+        if hooks is not None:
+            hooks.before(self, name)
+        result = await fn(*args, **kwargs)
+        if hooks is not None:
+            hooks.after(self, name)
+        return result
+
+    def _check_live(self, name: str) -> None:
+        if self._abandoned:
+            raise RunAbandoned(
+                f"{self.idempotency_key}: call to {name} refused, the worker stopped waiting "
+                "for this attempt"
+            )
 
     @property
     def lease_lost(self) -> bool:
@@ -145,6 +206,9 @@ class ClaimGuard:
         self.settled: Claim | None = None
         self._watch: Watch | None = None
         self._entered = False
+        self._in_body = False  # async: the body runs (a lost lease may cancel it)
+        self._lease_cancel = False  # async: the task was cancelled for a lost lease
+        self._refused: StaleClaim | None = None
 
     # -- shared steps -------------------------------------------------------------------
 
@@ -186,9 +250,10 @@ class ClaimGuard:
                 self.settled = store.release(
                     claim, error=error, retry_after=retry_after or self.retry_after
                 )
-        except StaleClaim:
+        except StaleClaim as stale:
             if exc is None:
                 raise
+            self._refused = stale
             log.error("could not release %s: lease already taken over", run.idempotency_key)
         except CronclaimError as store_exc:
             if exc is None:
@@ -234,10 +299,25 @@ class ClaimGuard:
         if task is not None:
 
             def on_lost() -> None:
-                loop.call_soon_threadsafe(task.cancel, "cronclaim: lease lost to a takeover")
+                loop.call_soon_threadsafe(self._cancel_body, task)
 
+        self._in_body = True
         self._start(run, on_lost)
         return run
+
+    def _cancel_body(self, task: asyncio.Task[Any]) -> None:
+        """On the loop: stop a body whose lease was taken over, never code after it."""
+        if self._in_body:
+            self._lease_cancel = True
+            task.cancel("cronclaim: lease lost to a takeover")
+
+    def _took_back_lease_cancel(self) -> bool:
+        """Withdraw our own cancellation; False if the task is also cancelled by others."""
+        if not self._lease_cancel:
+            return False
+        self._lease_cancel = False
+        task = asyncio.current_task()
+        return task is not None and task.uncancel() == 0
 
     def _give_back_abandoned(self, future: asyncio.Future[Run]) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -266,9 +346,22 @@ class ClaimGuard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        # Shielded: a second cancellation must not interrupt the settling call; the
-        # thread finishes it regardless.
-        await asyncio.shield(asyncio.to_thread(self._settle, exc))
+        self._in_body = False
+        settling = asyncio.ensure_future(asyncio.to_thread(self._settle, exc))
+        try:
+            # Shielded: a second cancellation must not interrupt the settling call; the
+            # thread finishes it regardless.
+            await asyncio.shield(settling)
+        except asyncio.CancelledError:
+            if not self._took_back_lease_cancel():
+                raise
+            await settling
+        if isinstance(exc, asyncio.CancelledError) and self._took_back_lease_cancel():
+            # The cancellation was ours, to stop a body whose claim was taken over: report
+            # the refused claim, as the sync form does, instead of cancelling the caller.
+            assert self.run is not None
+            refused = self._refused or StaleClaim(self.occurrence, self.run.token, "release", None)
+            raise refused from exc
         return False
 
 

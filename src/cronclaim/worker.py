@@ -106,6 +106,32 @@ class _DaemonThreads:
             self._idle = 0
 
 
+class _Slots:
+    """The worker's free concurrency. Reserved by the loop and by the fan-out thread
+    (which claims directly for the capacity it finds free), released as runs end."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, wanted: int) -> int:
+        with self._lock:
+            granted = max(0, min(wanted, self.size - self._busy))
+            self._busy += granted
+            return granted
+
+    def release(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self._busy -= count
+
+    @property
+    def free(self) -> int:
+        with self._lock:
+            return self.size - self._busy
+
+
 class Worker:
     """Runs an app's jobs. ``Worker(app).run()`` blocks until SIGTERM/SIGINT."""
 
@@ -152,6 +178,7 @@ class Worker:
         #: missing here has not been checked yet.
         self._window_closes: dict[str, datetime | None] = {}
         self._running: dict[asyncio.Task[None], Run] = {}
+        self._slots = _Slots(concurrency)
         #: Finished runs waiting to be marked done, with their heartbeat watch: the lease
         #: stays alive until the completion is written.
         self._completions: list[tuple[Run, Watch]] = []
@@ -217,7 +244,7 @@ class Worker:
                         await self._wait_for_slot()
                         continue
                     break
-                if started and len(self._running) >= self.concurrency:
+                if started and self._slots.free == 0:
                     await self._wait_for_slot()
                     continue
                 if started:
@@ -329,22 +356,41 @@ class Worker:
             worker=self.worker_id,
             batch_size=self.batch_size,
             expected_tenants=self._tenant_counts.get(job.name),
+            intake=self,
         )
         self._scanned[job.name] = now
         self._zones[job.name] = result.zones
         self._tenant_counts[job.name] = result.tenants
         self._zones_refreshed[job.name] = now
         self._next_tick[job.name] = next_tick_after(job, result.zones, now)
-        self.stats.fanned_out += result.enqueued
+        self.stats.fanned_out += result.enqueued + result.claimed
         self.stats.missed += result.missed
-        if result.enqueued or result.missed:
+        if result.enqueued or result.claimed or result.missed:
             log.info(
                 "job %s: fanned out %d occurrence(s) over %d tenant(s), %d missed",
                 job.name,
-                result.enqueued,
+                result.enqueued + result.claimed,
                 result.tenants,
                 result.missed,
             )
+
+    # -- the fan-out's intake (called from the fan-out thread) -------------------------------
+
+    def reserve(self, wanted: int) -> int:
+        """Slots the fan-out may fill by claiming directly; none once stopping."""
+        if self._stop_requested.is_set():
+            return 0
+        return self._slots.reserve(wanted)
+
+    def hand_over(self, job: Job, claims: list[Claim], reserved: int) -> None:
+        """Start claims the fan-out made for the slots it reserved."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._start_handed, job, claims, reserved)
+
+    def _start_handed(self, job: Job, claims: list[Claim], reserved: int) -> None:
+        self._slots.release(reserved - len(claims))
+        for claim in claims:
+            self._start(job, claim)
 
     async def _claim_and_start(self) -> int:
         """Claim due occurrences up to the free concurrency, round-robin over jobs."""
@@ -353,16 +399,21 @@ class Worker:
         while progress and not self._stop_requested.is_set():
             progress = False
             for job in self.jobs:
-                free = self.concurrency - len(self._running)
-                if free <= 0:
+                reserved = self._slots.reserve(self.batch_size)
+                if reserved == 0:
                     return started
-                claims = await asyncio.to_thread(
-                    self.app.store.acquire_due,
-                    job.name,
-                    worker=self.worker_id,
-                    lease=job.lease,
-                    limit=min(free, self.batch_size),
-                )
+                try:
+                    claims = await asyncio.to_thread(
+                        self.app.store.acquire_due,
+                        job.name,
+                        worker=self.worker_id,
+                        lease=job.lease,
+                        limit=reserved,
+                    )
+                except BaseException:
+                    self._slots.release(reserved)
+                    raise
+                self._slots.release(reserved - len(claims))
                 for claim in claims:
                     self._start(job, claim)
                 started += len(claims)
@@ -370,7 +421,8 @@ class Worker:
         return started
 
     def _start(self, job: Job, claim: Claim) -> None:
-        run = Run(claim)
+        late = self.app.clock.now() - claim.occurrence.scheduled_for
+        run = Run(claim, stale=job.stale_after is not None and late > job.stale_after)
         task = asyncio.create_task(self._execute(job, run), name=run.idempotency_key)
         self._running[task] = run
         task.add_done_callback(self._finished)
@@ -379,6 +431,7 @@ class Worker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
+        self._slots.release(1)
         if self._wake is not None:
             self._wake.set()
         if not task.cancelled() and task.exception() is not None:
