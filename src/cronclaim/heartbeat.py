@@ -26,8 +26,6 @@ log = logging.getLogger("cronclaim.heartbeat")
 
 #: Beat this many times per lease, so two beats can be lost before the lease lapses.
 BEATS_PER_LEASE = 3
-#: Finished runs wait in the heap until the thread next wakes; wake it at this size.
-COMPACT_AT = 1024
 
 
 class Watch:
@@ -49,6 +47,7 @@ class Heartbeater:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._wake_at: float | None = None  # when the waiting thread next wakes; None: never
 
     def watch(
         self, run: Run, lease: timedelta, on_lost: Callable[[], None] | None = None
@@ -61,11 +60,15 @@ class Heartbeater:
                     target=self._loop, name="cronclaim-heartbeat", daemon=True
                 )
                 self._thread.start()
-            heapq.heappush(self._heap, (self._due(lease), next(self._seq), entry))
-            # Wake the thread only if it must now wake sooner, or to drop the finished
-            # runs piled up at the top: waking it for every claim cost a thread switch
-            # and a GIL hand-off per claim, a fifth of a short guarded run.
-            if self._heap[0][2] is entry or len(self._heap) >= COMPACT_AT:
+            heap = self._heap
+            # Finished runs at the top go now, rather than pile up until the thread wakes.
+            while heap and not heap[0][2].active:
+                heapq.heappop(heap)
+            due = self._due(lease)
+            heapq.heappush(heap, (due, next(self._seq), entry))
+            # Wake the thread only if it must beat sooner than it planned: waking it for
+            # every claim cost a thread switch and a GIL hand-off per claim.
+            if self._wake_at is None or due < self._wake_at:
                 self._cond.notify()
         return entry
 
@@ -90,10 +93,15 @@ class Heartbeater:
         while True:
             with self._cond:
                 while not self._stopping:
-                    while self._heap and not self._heap[0][2].active:
-                        heapq.heappop(self._heap)
+                    # A finished run is dropped when due (or by watch), not sooner: waking
+                    # early to drop it would leave nothing to wait for, and the next
+                    # watch would have to wake the thread again.
                     if self._heap and self._heap[0][0] <= time.monotonic():
-                        break
+                        if self._heap[0][2].active:
+                            break
+                        heapq.heappop(self._heap)
+                        continue
+                    self._wake_at = self._heap[0][0] if self._heap else None
                     timeout = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(timeout)
                 if self._stopping:

@@ -49,7 +49,9 @@ def check_name(value: str, what: str, *, allow_colon: bool) -> str:
         )
     if value != value.strip():
         raise InvalidInput(f"{what} {value!r} has leading or trailing whitespace")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    # isprintable() is false for every control character: the per-character scan, most
+    # of the cost of building an occurrence, only runs for names it cannot clear.
+    if not value.isprintable() and any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidInput(f"{what} {value!r} contains a control character")
     if not allow_colon and ":" in value:
         # The idempotency key is job:tenant:instant; a colon in the job name would
@@ -184,6 +186,8 @@ class Claim:
     retry_at: datetime | None
     finished_at: datetime | None
     last_error: str | None
+    #: How many times an operator made this occurrence claimable again (replay/backfill).
+    replays: int = 0
     prior_state: ClaimState | None = None
     prior_worker: str | None = None
 

@@ -40,7 +40,12 @@ def parse_database_url(url: str) -> DatabaseURL:
         raise ConfigurationError(
             "no database URL given; use sqlite:///path/to/file.db or postgresql://host/db"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # libpq's multi-host form is left to libpq
+            parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot parse database URL {redact(url)!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         if parts.netloc:

@@ -13,6 +13,7 @@ from typing import Any
 
 from cronclaim.clock import Clock
 from cronclaim.exceptions import (
+    ConfigurationError,
     DatabaseUnavailable,
     InvalidInput,
     NotAcquired,
@@ -103,7 +104,8 @@ class PostgresStore(Store):
             # server's own words, not as an anonymous pool timeout later.
             psycopg.connect(conninfo, connect_timeout=int(connect_timeout)).close()
         except psycopg.ProgrammingError as exc:
-            raise DatabaseUnavailable(
+            # A malformed URL is a setting to fix, not an outage to wait out.
+            raise ConfigurationError(
                 f"cannot parse PostgreSQL URL for {self.where}: {' '.join(str(exc).split())}"
             ) from exc
         except psycopg.Error as exc:
@@ -209,7 +211,11 @@ class PostgresStore(Store):
             raise InvalidInput(
                 f"a batch holds at most {MAX_BATCH} occurrences, got {len(occurrences)}"
             )
+        # Sorted: every worker then locks the rows of overlapping batches in one order.
+        # Batches given in different orders deadlock (each insert waits on a key the
+        # other transaction inserted first).
         by_key = {(o.job, o.tenant, o.scheduled_for): o for o in occurrences}
+        by_key = dict(sorted(by_key.items(), key=lambda item: item[0]))
         if not by_key:
             return []
         params = _columns(list(by_key.values()))

@@ -70,6 +70,7 @@ def make_claim(
         retry_at,
         finished_at,
         last_error,
+        replays,
     ) = values
     if occurrence is None:
         occurrence = Occurrence(
@@ -91,6 +92,7 @@ def make_claim(
         retry_at=retry_at,
         finished_at=finished_at,
         last_error=last_error,
+        replays=replays,
         prior_state=ClaimState(prior_state) if prior_state is not None else None,
         prior_worker=prior_worker,
     )
@@ -114,7 +116,7 @@ def make_event(values: Sequence[Any]) -> Event:
 
 
 #: Number of columns of a claim row; acquisition queries append prior_state/prior_worker.
-CLAIM_WIDTH = 16
+CLAIM_WIDTH = 17
 
 
 def is_claimable(claim: Claim, now: datetime) -> bool:

@@ -257,12 +257,15 @@ class SQLiteStore(Store):
                 "now": to_us(now),
                 "lease_expires_at": to_us(now + lease),
             }
-            row = conn.execute(Q["get_claim"], key).fetchone()
+            # No row a moment ago: insert straight away (DO NOTHING if one appeared since),
+            # rather than read again first.
+            new = None
             if row is None:
                 params["local_time"] = _local_text(occurrence)
                 params["time_zone"] = occurrence.time_zone
                 params["tick"] = occurrence.tick
                 new = conn.execute(Q["insert_claim"], params).fetchone()
+            if new is not None:
                 claim = make_claim(_row_datetimes(new), occurrence=occurrence)
                 self._event(
                     conn,
@@ -274,6 +277,7 @@ class SQLiteStore(Store):
                     token=1,
                 )
                 return claim
+            row = conn.execute(Q["get_claim"], key).fetchone()
             seen = make_claim(_row_datetimes(row), occurrence=occurrence)
             if not is_claimable(seen, now):
                 raise NotAcquired(occurrence, refusal_reason(seen), seen)

@@ -1,7 +1,8 @@
 -- Named queries of the PostgreSQL store. Every state change writes its event in the same
 -- statement (a data-modifying CTE), so the two cannot part. %(now)s is NULL in
 -- production, and the server's statement_timestamp() measures leases; a virtual clock
--- passes its time instead.
+-- passes its time instead. The batch statements take their arrays in binary (%(name)b):
+-- psycopg's text form quotes each element, about 15 ms of client time per 1,000.
 
 -- name: create_migrations_table
 -- The bookkeeping table of applied migrations.
@@ -34,7 +35,7 @@ SELECT COALESCE(%(now)s::timestamptz, statement_timestamp());
 -- name: get_claim
 -- The row of one occurrence.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
 FROM cronclaim_claims
 WHERE job = %(job)s AND tenant = %(tenant)s AND scheduled_for = %(scheduled_for)s;
 
@@ -52,7 +53,7 @@ ins AS (
     ON CONFLICT DO NOTHING
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token)
@@ -66,7 +67,7 @@ SELECT * FROM ins;
 WITH t AS (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now),
 cur AS (
     SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt,
-           worker, claimed_at, lease_expires_at, retry_at, finished_at, last_error
+           worker, claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
     FROM cronclaim_claims
     WHERE job = %(job)s AND tenant = %(tenant)s AND scheduled_for = %(scheduled_for)s
 ),
@@ -83,7 +84,7 @@ upd AS (
            OR (c.state = 'claimed' AND c.lease_expires_at <= t.now))
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error,
+              c.finished_at, c.last_error, c.replays,
               cur.state AS prior_state, cur.worker AS prior_worker,
               cur.token AS prior_token, cur.attempt AS prior_attempt
 ),
@@ -102,12 +103,12 @@ ev AS (
     ORDER BY ord
 )
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error,
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays,
        prior_state, prior_worker, true AS won
 FROM upd
 UNION ALL
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error,
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays,
        NULL, NULL, false
 FROM cur
 WHERE NOT EXISTS (SELECT 1 FROM upd);
@@ -121,14 +122,14 @@ ins AS (
                                        lease_expires_at)
     SELECT b.job, b.tenant, b.scheduled_for, b.local_time, b.time_zone, b.tick,
            'claimed', 1, 1, %(worker)s, t.now, t.now + %(lease)s::interval
-    FROM unnest(%(jobs)s::text[], %(tenants)s::text[], %(scheduled_fors)s::timestamptz[],
-                %(local_times)s::text[], %(time_zones)s::text[], %(ticks)s::text[])
+    FROM unnest(%(jobs)b::text[], %(tenants)b::text[], %(scheduled_fors)b::timestamptz[],
+                %(local_times)b::text[], %(time_zones)b::text[], %(ticks)b::text[])
          AS b(job, tenant, scheduled_for, local_time, time_zone, tick),
          t
     ON CONFLICT DO NOTHING
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token)
@@ -141,7 +142,7 @@ SELECT * FROM ins;
 WITH t AS (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now),
 cur AS (
     SELECT c.id, c.state, c.token, c.attempt, c.worker
-    FROM unnest(%(jobs)s::text[], %(tenants)s::text[], %(scheduled_fors)s::timestamptz[])
+    FROM unnest(%(jobs)b::text[], %(tenants)b::text[], %(scheduled_fors)b::timestamptz[])
          AS b(job, tenant, scheduled_for)
     JOIN cronclaim_claims AS c
       ON c.job = b.job AND c.tenant = b.tenant AND c.scheduled_for = b.scheduled_for,
@@ -160,7 +161,7 @@ upd AS (
            OR (c.state = 'claimed' AND c.lease_expires_at <= t.now))
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error,
+              c.finished_at, c.last_error, c.replays,
               cur.state AS prior_state, cur.worker AS prior_worker,
               cur.token AS prior_token, cur.attempt AS prior_attempt
 ),
@@ -179,7 +180,7 @@ ev AS (
     ORDER BY id, ord
 )
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error,
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays,
        prior_state, prior_worker
 FROM upd;
 
@@ -190,10 +191,13 @@ upd AS (
     UPDATE cronclaim_claims AS c
     SET lease_expires_at = t.now + %(lease)s::interval
     FROM t
-    WHERE c.id = %(id)s AND c.token = %(token)s AND c.state = 'claimed'
+    -- IS TRUE keeps the state test from matching cronclaim_claims_lease's predicate: a
+    -- generic plan made while the table was empty would otherwise scan that partial
+    -- index, every held claim, instead of looking the id up (0.3x with 5,000 held).
+    WHERE c.id = %(id)s AND c.token = %(token)s AND (c.state = 'claimed') IS TRUE
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 stale AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, detail)
@@ -205,7 +209,7 @@ stale AS (
 SELECT upd.*, true AS won FROM upd
 UNION ALL
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, false
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, false
 FROM cronclaim_claims
 WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd);
 
@@ -216,10 +220,10 @@ upd AS (
     UPDATE cronclaim_claims AS c
     SET state = 'done', finished_at = t.now, lease_expires_at = NULL, last_error = NULL
     FROM t
-    WHERE c.id = %(id)s AND c.token = %(token)s AND c.state = 'claimed'
+    WHERE c.id = %(id)s AND c.token = %(token)s AND (c.state = 'claimed') IS TRUE  -- see heartbeat
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, detail)
@@ -233,7 +237,7 @@ ev AS (
 SELECT upd.*, true AS won FROM upd
 UNION ALL
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, false
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, false
 FROM cronclaim_claims
 WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd);
 
@@ -245,10 +249,10 @@ upd AS (
     SET state = 'released', retry_at = t.now + %(retry_after)s::interval,
         lease_expires_at = NULL, last_error = %(error)s
     FROM t
-    WHERE c.id = %(id)s AND c.token = %(token)s AND c.state = 'claimed'
+    WHERE c.id = %(id)s AND c.token = %(token)s AND (c.state = 'claimed') IS TRUE  -- see heartbeat
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, error, detail)
@@ -263,7 +267,7 @@ ev AS (
 SELECT upd.*, true AS won FROM upd
 UNION ALL
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, false
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, false
 FROM cronclaim_claims
 WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd);
 
@@ -274,10 +278,10 @@ upd AS (
     UPDATE cronclaim_claims AS c
     SET state = 'failed', finished_at = t.now, lease_expires_at = NULL, last_error = %(error)s
     FROM t
-    WHERE c.id = %(id)s AND c.token = %(token)s AND c.state = 'claimed'
+    WHERE c.id = %(id)s AND c.token = %(token)s AND (c.state = 'claimed') IS TRUE  -- see heartbeat
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, error, detail)
@@ -292,7 +296,7 @@ ev AS (
 SELECT upd.*, true AS won FROM upd
 UNION ALL
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, false
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, false
 FROM cronclaim_claims
 WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd);
 
@@ -301,8 +305,8 @@ WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd);
 -- stale ones.
 WITH t AS (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now),
 b AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(attempts)s::integer[],
-                         %(workers)s::text[]) AS b(id, token, attempt, worker)
+    SELECT * FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[], %(attempts)b::integer[],
+                         %(workers)b::text[]) AS b(id, token, attempt, worker)
 ),
 upd AS (
     UPDATE cronclaim_claims AS c
@@ -311,7 +315,7 @@ upd AS (
     WHERE c.id = b.id AND c.token = b.token AND c.state = 'claimed'
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error
+              c.finished_at, c.last_error, c.replays
 ),
 ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, detail)
@@ -404,7 +408,7 @@ upd AS (
     WHERE c.id = cur.id
     RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
               c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error,
+              c.finished_at, c.last_error, c.replays,
               cur.state AS prior_state, cur.worker AS prior_worker,
               cur.token AS prior_token, cur.attempt AS prior_attempt
 ),
@@ -423,7 +427,7 @@ ev AS (
     ORDER BY id, ord
 )
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error,
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays,
        prior_state, prior_worker
 FROM upd
 ORDER BY scheduled_for;
@@ -524,7 +528,7 @@ WHERE job = %(job)s AND tick = %(tick)s;
 -- name: ledger_not_done
 -- The occurrences of one tick of %(job)s that are not done, failures first.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
 FROM cronclaim_claims
 WHERE job = %(job)s AND tick = %(tick)s AND state <> 'done'
 ORDER BY CASE state WHEN 'failed' THEN 0 WHEN 'missed' THEN 1 WHEN 'released' THEN 2

@@ -19,6 +19,7 @@ CREATE TABLE cronclaim_claims (
     retry_at         timestamptz,
     finished_at      timestamptz,
     last_error       text,
+    replays          integer     NOT NULL DEFAULT 0,  -- times an operator made it claimable again
     CONSTRAINT cronclaim_claims_occurrence UNIQUE (job, tenant, scheduled_for)
 );
 

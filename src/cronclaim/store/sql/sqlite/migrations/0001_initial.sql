@@ -20,6 +20,7 @@ CREATE TABLE cronclaim_claims (
     retry_at         INTEGER,
     finished_at      INTEGER,
     last_error       TEXT,
+    replays          INTEGER NOT NULL DEFAULT 0,  -- times an operator made it claimable again
     UNIQUE (job, tenant, scheduled_for)
 );
 
