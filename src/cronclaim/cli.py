@@ -4,13 +4,15 @@ its help. Bad input gets one line on stderr naming the problem and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from cronclaim.exceptions import ConfigurationError, CronclaimError, InvalidInput
@@ -28,6 +30,25 @@ Handler = Callable[[argparse.Namespace], int]
 
 def env_default(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
+
+
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        print(f"cronclaim: error: {name}={value!r} is not a port number", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def add_database(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +114,33 @@ def parse_instant(text: str, what: str) -> datetime:
     return require_aware(value, what)
 
 
+def configure_logging(level: str, log_format: str) -> None:
+    from cronclaim.metrics import JsonLinesFormatter
+
+    numeric = getattr(logging, level.upper(), None)
+    if not isinstance(numeric, int):
+        raise InvalidInput(f"--log-level {level!r} is not one of debug, info, warning, error")
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonLinesFormatter())
+    elif log_format == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        raise InvalidInput(f"--log-format {log_format!r} is not text or json")
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    from cronclaim.alerts import load_alert_config
+    from cronclaim.metrics import Metrics
     from cronclaim.worker import Worker
 
+    configure_logging(args.log_level, args.log_format)
     app = load_app(args.app)
+    alerts = load_alert_config(args.alerts) if args.alerts else None
+    metrics = Metrics() if args.metrics_port is not None else None
     worker = Worker(
         app,
         concurrency=args.concurrency,
@@ -105,13 +149,176 @@ def cmd_worker(args: argparse.Namespace) -> int:
         catch_up=args.catch_up,
         grace=args.grace,
         poll=args.poll,
+        alerts=alerts,
+        metrics=metrics,
     )
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if metrics is not None:
+        try:
+            metrics.serve(args.metrics_port, args.metrics_host)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {exc}"
+            ) from None
     worker.run()
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from cronclaim.audit import run_audit
+    from cronclaim.durations import parse_duration
+
+    store, close = open_for_reading(args)
+    try:
+        report = run_audit(
+            store,
+            job=args.job,
+            since=parse_instant(args.since, "--since") if args.since else None,
+            older_than=parse_duration(args.older_than, "--older-than") if args.older_than else None,
+        )
+    finally:
+        close()
+    print(json.dumps(report.as_json(), indent=2) if args.json else report.as_text())
+    return 0 if report.clean else 1
+
+
+def parse_day_or_instant(text: str, what: str) -> tuple[datetime, date | None]:
+    """A date (``2026-05-19``: a local day in each tenant's zone) or an ISO instant."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return parse_instant(text, what), None
+    return datetime.combine(day, time(0), UTC), day
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from cronclaim.replay import replay
+
+    start, first_day = parse_day_or_instant(args.from_, "--from")
+    end, last_day = parse_day_or_instant(args.to, "--to")
+    local_dates = None
+    if first_day is not None or last_day is not None:
+        if first_day is None or last_day is None:
+            raise InvalidInput("--from and --to must both be dates or both be times")
+        # Local days: widen to every UTC offset (-12h..+14h), then keep each tenant's own.
+        start = start - timedelta(hours=14)
+        end = datetime.combine(last_day + timedelta(days=1), time(0), UTC) + timedelta(hours=12)
+        local_dates = (first_day, last_day)
+    if args.now and not args.app:
+        raise ConfigurationError("--now runs the job inline and needs --app module:attr")
+    store, close = open_for_reading(args)
+    try:
+        plan = replay(
+            store,
+            job=args.job,
+            start=start,
+            end=end,
+            tenant=args.tenant,
+            force=args.force,
+            dry_run=args.dry_run,
+            requested_by=args.by,
+            local_dates=local_dates,
+        )
+    finally:
+        close()
+    print(json.dumps(plan.as_json(), indent=2) if args.json else plan.as_text())
+    if args.now and plan.applied:
+        from cronclaim.worker import Worker
+
+        app = load_app(args.app)
+        worker = Worker(app, jobs=[args.job], burst=True, catch_up="1m")
+        worker.run()
+        print(
+            f"ran inline: {worker.stats.done} done, {worker.stats.released} released, "
+            f"{worker.stats.failed} failed"
+        )
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    store, close = open_for_reading(args)
+    try:
+        alerts = store.alerts(open_only=not args.all)
+        deliveries = store.outbox() if args.deliveries else []
+    finally:
+        close()
+    if args.json:
+        data = {
+            "alerts": [
+                {
+                    "key": a.key,
+                    "rule": a.rule,
+                    "job": a.job,
+                    "state": a.state,
+                    "severity": a.severity,
+                    "summary": a.summary,
+                    "details": json.loads(a.details),
+                    "opened_at": a.opened_at.isoformat(),
+                    "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
+                }
+                for a in alerts
+            ],
+            "deliveries": [
+                {
+                    "id": d.id,
+                    "alert": d.alert_key,
+                    "action": d.action,
+                    "sink": d.sink,
+                    "state": d.state,
+                    "attempts": d.attempts,
+                    "error": d.last_error,
+                }
+                for d in deliveries
+            ],
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    if not alerts:
+        print("no alerts" if args.all else "no open alerts")
+    for a in alerts:
+        print(f"{a.state:<8} {a.severity:<8} {a.key}  (since {a.opened_at:%Y-%m-%d %H:%M}Z)")
+        print(f"         {a.summary}")
+    for d in deliveries:
+        error = f"  {d.last_error}" if d.last_error else ""
+        print(
+            f"delivery {d.id}: {d.action} {d.alert_key} -> {d.sink}: {d.state} "
+            f"after {d.attempts} attempt(s){error}"
+        )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Health check: exit 0 when the database answers at the current schema and every job
+    of the app succeeded within its period plus window; 1 otherwise (one line each)."""
+    from cronclaim.store.queries import load_migrations
+
+    app = load_app(args.app)
+    problems: list[str] = []
+    try:
+        store = app.store
+        version = store.schema_version()
+        latest = len(load_migrations("sqlite" if store.backend == "sqlite" else "postgres"))
+        if version < latest:
+            problems.append(f"schema at version {version}, cronclaim needs {latest}")
+        now = store.now()
+        for job in app.jobs.values():
+            last = store.last_success(job.name)
+            expected = job.schedule.period_hint() + job.window
+            if last is None:
+                problems.append(f"job {job.name}: no successful occurrence recorded yet")
+            elif now - last > expected:
+                problems.append(
+                    f"job {job.name}: last success {last.isoformat()}, "
+                    f"expected one every {expected}"
+                )
+    except CronclaimError as exc:
+        problems.append(str(exc))
+    finally:
+        app.close()
+    for problem in problems:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+    if not problems:
+        print("healthy")
+    return 1 if problems else 0
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
@@ -192,6 +399,138 @@ def cmd_example(args: argparse.Namespace) -> int:
     return run_example(args.database, out=sys.stdout)
 
 
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from cronclaim.web.app import LOOPBACK_HOSTS, create_app, token_from_environment
+    from cronclaim.web.serve import is_loopback, serve
+
+    hosts = [h.strip() for item in args.allowed_host or [] for h in item.split(",") if h.strip()]
+    if not hosts:
+        if is_loopback(args.host):
+            hosts = list(LOOPBACK_HOSTS)
+        elif args.host in {"0.0.0.0", "::"}:  # noqa: S104 - reported, never the default
+            hosts = ["*"]
+        else:
+            hosts = [args.host, *LOOPBACK_HOSTS]
+    store, close = open_for_reading(args)  # opens now: a bad database fails before serving
+    jobs = load_app(args.app).jobs if args.app else {}
+    token = token_from_environment()
+    if not is_loopback(args.host):
+        print(
+            f"cronclaim: warning: serving on {args.host}, not only this machine; without TLS "
+            "in front, the token and session cookie cross the network in clear text",
+            file=sys.stderr,
+        )
+    mode = "replays need CRONCLAIM_DASHBOARD_TOKEN" if token else (
+        "read-only (set CRONCLAIM_DASHBOARD_TOKEN to allow replays)"
+    )
+    print(f"cronclaim dashboard on http://{args.host}:{args.port}/ ({mode})", file=sys.stderr)
+    try:
+        serve(
+            create_app(store, jobs=jobs, token=token, allowed_hosts=hosts),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+        )
+    finally:
+        close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cronclaim.demo.command import run_demo
+    from cronclaim.demo.serve import serve
+
+    directory = Path(args.dir) if args.dir else None
+    if args.serve:
+        if args.json:
+            raise InvalidInput("--json reports the replay; it cannot be combined with --serve")
+        return serve(sys.stdout, directory=directory, seed=args.seed, fast=args.fast)
+    if args.fast:
+        raise InvalidInput("--fast compresses the live schedules; use it with --serve")
+    return run_demo(
+        sys.stdout,
+        directory=directory,
+        as_json=args.json,
+        seed=args.seed,
+        inference_timeout=args.inference_timeout,
+    )
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="replay the incident week: the story's naive claim pattern, then cronclaim",
+        description="Replays Mon 2026-05-18 .. Sun 05-24 twice in virtual time (the story's "
+        "naive claim table, then cronclaim) and prints a day-by-day timeline and a "
+        "comparison; with --serve, runs the restaurant platform live instead.",
+    )
+    demo.add_argument(
+        "--json",
+        action="store_true",
+        default=env_default("CRONCLAIM_DEMO_JSON", "") in {"1", "true", "yes"},
+        help="print the comparison as JSON (env CRONCLAIM_DEMO_JSON=1)",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        default=env_default("CRONCLAIM_DEMO_SERVE", "") in {"1", "true", "yes"},
+        help="run the platform live on the real clock (services on 127.0.0.1, a real "
+        "worker) until Ctrl-C (env CRONCLAIM_DEMO_SERVE=1)",
+    )
+    demo.add_argument(
+        "--fast",
+        action="store_true",
+        default=env_default("CRONCLAIM_DEMO_FAST", "") in {"1", "true", "yes"},
+        help="with --serve: run the jobs every few minutes instead of at 07:00 and 09:30 "
+        "(env CRONCLAIM_DEMO_FAST=1)",
+    )
+    demo.add_argument(
+        "--dir",
+        default=env_default("CRONCLAIM_DEMO_DIR"),
+        metavar="DIR",
+        help="keep the databases here, and reuse the generated platform and fitted models "
+        "on the next run (env CRONCLAIM_DEMO_DIR; default: a temporary directory)",
+    )
+    demo.add_argument(
+        "--inference-timeout",
+        type=positive_seconds,
+        default=env_default("CRONCLAIM_DEMO_INFERENCE_TIMEOUT", "0.25"),
+        metavar="SECONDS",
+        help="real seconds the replay's inference client waits, standing in for the story's "
+        "5 s (env CRONCLAIM_DEMO_INFERENCE_TIMEOUT; default 0.25)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=env_default("CRONCLAIM_DEMO_SEED", "606"),
+        metavar="N",
+        help="seed of the generated platform (env CRONCLAIM_DEMO_SEED; default 606)",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cronclaim",
@@ -252,9 +591,115 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--log-level",
         default=env_default("CRONCLAIM_LOG_LEVEL", "info"),
-        help="debug, info, warning or error (env CRONCLAIM_LOG_LEVEL; default info)",
+        help="debug, info, warning or error; beacons log at info "
+        "(env CRONCLAIM_LOG_LEVEL; default info)",
+    )
+    worker.add_argument(
+        "--log-format",
+        default=env_default("CRONCLAIM_LOG_FORMAT", "text"),
+        choices=("text", "json"),
+        help="text, or json for one JSON object per line (env CRONCLAIM_LOG_FORMAT)",
+    )
+    worker.add_argument(
+        "--alerts",
+        default=env_default("CRONCLAIM_ALERTS"),
+        metavar="FILE",
+        help="a TOML file of alert sinks and rule thresholds (see docs/alerts.md) "
+        "(env CRONCLAIM_ALERTS; default: no alerting)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_int_env("CRONCLAIM_METRICS_PORT"),
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (env CRONCLAIM_METRICS_PORT; default off)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default=env_default("CRONCLAIM_METRICS_HOST", "127.0.0.1"),
+        help="address for the metrics server (env CRONCLAIM_METRICS_HOST; default 127.0.0.1)",
     )
     worker.set_defaults(handler=cmd_worker)
+
+    audit = sub.add_parser(
+        "audit",
+        help="orphans, failures, retries, misses and stale holders; exit 0 clean, 1 found, 2 error",
+    )
+    add_app(audit, required=False)
+    add_database(audit)
+    audit.add_argument("--job", help="one job (default: all)")
+    audit.add_argument(
+        "--since",
+        metavar="TIME",
+        help="look at occurrences scheduled since this ISO 8601 time (default: 7 days ago)",
+    )
+    audit.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="a claim held longer than this is an orphan whatever its lease "
+        "(default 24h: the seed's check)",
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.set_defaults(handler=cmd_audit)
+
+    replay = sub.add_parser(
+        "replay",
+        help="make missed/failed occurrences claimable again (backfill), or run them now",
+    )
+    add_app(replay, required=False)
+    add_database(replay)
+    replay.add_argument("--job", required=True)
+    replay.add_argument("--tenant", help="one tenant (default: all)")
+    replay.add_argument(
+        "--from",
+        dest="from_",
+        required=True,
+        metavar="DAY|TIME",
+        help="first local day (2026-05-19) or ISO 8601 time",
+    )
+    replay.add_argument(
+        "--to",
+        required=True,
+        metavar="DAY|TIME",
+        help="last local day (inclusive) or ISO 8601 time",
+    )
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print exactly what would be replayed; change nothing",
+    )
+    replay.add_argument(
+        "--force", action="store_true", help="also replay occurrences that are done"
+    )
+    replay.add_argument(
+        "--now", action="store_true", help="run the replayed occurrences inline (needs --app)"
+    )
+    replay.add_argument(
+        "--by",
+        default=env_default("CRONCLAIM_REPLAY_BY", _operator()),
+        metavar="NAME",
+        help="who asked, recorded in the event log (env CRONCLAIM_REPLAY_BY; default user@host)",
+    )
+    replay.add_argument("--json", action="store_true", help="print JSON")
+    replay.set_defaults(handler=cmd_replay)
+
+    alerts = sub.add_parser("alerts", help="list open alerts (and their deliveries)")
+    add_app(alerts, required=False)
+    add_database(alerts)
+    alerts.add_argument("--all", action="store_true", help="resolved ones too")
+    alerts.add_argument(
+        "--deliveries", action="store_true", help="also list the outbox: what went to which sink"
+    )
+    alerts.add_argument("--json", action="store_true", help="print JSON")
+    alerts.set_defaults(handler=cmd_alerts)
+
+    check = sub.add_parser(
+        "check",
+        help="health check: exit 0 if the database answers and every job succeeded within "
+        "its period, 1 otherwise",
+    )
+    add_app(check)
+    check.set_defaults(handler=cmd_check)
 
     schedule = sub.add_parser(
         "schedule", help="print a job's upcoming occurrences in local time and UTC"
@@ -311,6 +756,44 @@ def build_parser() -> argparse.ArgumentParser:
         "sqlite:///cronclaim-example.db, recreated on each run)",
     )
     example.set_defaults(handler=cmd_example)
+
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="serve the web dashboard: every occurrence, and replay from the browser "
+        "(read-only unless CRONCLAIM_DASHBOARD_TOKEN is set)",
+    )
+    add_app(dashboard, required=False)
+    add_database(dashboard)
+    dashboard.add_argument(
+        "--host",
+        default=env_default("CRONCLAIM_DASHBOARD_HOST", "127.0.0.1"),
+        help="address to listen on (env CRONCLAIM_DASHBOARD_HOST; default 127.0.0.1, this "
+        "machine only)",
+    )
+    dashboard.add_argument(
+        "--port",
+        type=port_number,
+        default=env_default("CRONCLAIM_DASHBOARD_PORT", "8787"),
+        help="port to listen on (env CRONCLAIM_DASHBOARD_PORT; default 8787)",
+    )
+    dashboard.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[h for h in [env_default("CRONCLAIM_DASHBOARD_ALLOWED_HOSTS")] if h],
+        metavar="NAME",
+        help="a host name browsers may use to reach the dashboard, e.g. behind a proxy "
+        "(repeatable; env CRONCLAIM_DASHBOARD_ALLOWED_HOSTS, comma-separated; default: "
+        "127.0.0.1, localhost and ::1 on a loopback address)",
+    )
+    dashboard.add_argument(
+        "--log-level",
+        default=env_default("CRONCLAIM_LOG_LEVEL", "info"),
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="access and error log level (env CRONCLAIM_LOG_LEVEL; default info)",
+    )
+    dashboard.set_defaults(handler=cmd_dashboard)
+    add_demo(sub)
     return parser
 
 

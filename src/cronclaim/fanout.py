@@ -102,8 +102,8 @@ def fan_out(
     unknown and the job is paced, the tenants are counted first.
     """
     result = FanOutResult(job=job.name, start=start, end=end)
-    if end <= start:
-        return result
+    # An empty span (a restart right where the last scan ended) still walks the tenants:
+    # it is how a fresh worker learns which time zones, and so which ticks, to wake for.
     if job.max_rate is not None and expected_tenants is None:
         expected_tenants = sum(1 for _ in job.iter_tenants())
     spread = spread_for(job, expected_tenants or 0)

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from cronclaim.exceptions import CronclaimError, NotAcquired, RunAbandoned, StaleClaim
+from cronclaim.metrics import beacon, beacons_on, occurrence_fields
 from cronclaim.models import Claim, ClaimState, Occurrence
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class Run:
         self._stale = stale
         self._lease_lost = False
         self._abandoned = False
+        #: The external call (``run.call`` name) whose exception ended the attempt, if any.
+        self.failed_dependency: str | None = None
         self._settle: tuple[Literal["release", "fail"], str | None, timedelta | None] | None = None
 
     @property
@@ -108,12 +111,16 @@ class Run:
         injection and error reports use it.
         """
         self._check_live(name)
-        hooks = call_hooks
-        if hooks is not None:
-            hooks.before(self, name)
-        result = fn(*args, **kwargs)
-        if hooks is not None:
-            hooks.after(self, name)
+        try:
+            hooks = call_hooks
+            if hooks is not None:
+                hooks.before(self, name)
+            result = fn(*args, **kwargs)
+            if hooks is not None:
+                hooks.after(self, name)
+        except BaseException:
+            self.failed_dependency = name
+            raise
         return result
 
     async def call_async(
@@ -121,12 +128,16 @@ class Run:
     ) -> T:
         """:meth:`call` for a coroutine function."""
         self._check_live(name)
-        hooks = call_hooks
-        if hooks is not None:
-            hooks.before(self, name)
-        result = await fn(*args, **kwargs)
-        if hooks is not None:
-            hooks.after(self, name)
+        try:
+            hooks = call_hooks
+            if hooks is not None:
+                hooks.before(self, name)
+            result = await fn(*args, **kwargs)
+            if hooks is not None:
+                hooks.after(self, name)
+        except BaseException:
+            self.failed_dependency = name
+            raise
         return result
 
     def _check_live(self, name: str) -> None:
@@ -216,7 +227,24 @@ class ClaimGuard:
         if self._entered:
             raise RuntimeError("a ClaimGuard can be entered only once; call app.claim() again")
         self._entered = True
-        claim = self._store().acquire(self.occurrence, worker=self.worker, lease=self.lease)
+        try:
+            claim = self._store().acquire(self.occurrence, worker=self.worker, lease=self.lease)
+        except NotAcquired as refused:
+            if beacons_on():
+                beacon(
+                    "claim_skipped",
+                    job=self.occurrence.job,
+                    tenant=self.occurrence.tenant,
+                    idempotency_key=self.occurrence.idempotency_key,
+                    reason=refused.reason,
+                )
+            raise
+        if beacons_on():
+            if claim.took_over:
+                beacon(
+                    "lease_expired", **occurrence_fields(claim), previous_worker=claim.prior_worker
+                )
+            beacon("claim_acquired", **occurrence_fields(claim))
         return Run(claim)
 
     def _start(self, run: Run, on_lost: Callable[[], None] | None) -> None:
@@ -234,6 +262,8 @@ class ClaimGuard:
         try:
             if exc is None and run._settle is None:
                 self.settled = store.complete(claim)
+                if beacons_on():
+                    beacon("claim_completed", **occurrence_fields(self.settled))
                 return
             action: str
             error: str | None
@@ -242,13 +272,27 @@ class ClaimGuard:
             else:
                 assert run._settle is not None
                 action, error, retry_after = run._settle
+            dependency = run.failed_dependency
+            if exc is not None and beacons_on():
+                beacon(
+                    "effect_threw", **occurrence_fields(claim), error=error, dependency=dependency
+                )
             if action == "fail" or (
                 self.max_attempts is not None and claim.attempt >= self.max_attempts
             ):
-                self.settled = store.fail(claim, error=error)
+                self.settled = store.fail(claim, error=error, dependency=dependency)
             else:
                 self.settled = store.release(
-                    claim, error=error, retry_after=retry_after or self.retry_after
+                    claim,
+                    error=error,
+                    retry_after=retry_after or self.retry_after,
+                    dependency=dependency,
+                )
+            if beacons_on():
+                beacon(
+                    "claim_failed" if self.settled.state is ClaimState.FAILED else "claim_released",
+                    **occurrence_fields(self.settled),
+                    error=error,
                 )
         except StaleClaim as stale:
             if exc is None:

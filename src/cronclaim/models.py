@@ -188,8 +188,15 @@ class Claim:
     last_error: str | None
     #: How many times an operator made this occurrence claimable again (replay/backfill).
     replays: int = 0
+    #: When the latest replay made it claimable again; its window runs from then.
+    replayed_at: datetime | None = None
     prior_state: ClaimState | None = None
     prior_worker: str | None = None
+
+    @property
+    def window_opened_at(self) -> datetime:
+        """Where the occurrence's window starts: its tick, or its latest replay."""
+        return self.replayed_at or self.occurrence.scheduled_for
 
     @property
     def took_over(self) -> bool:
@@ -273,3 +280,46 @@ class Ledger:
     @property
     def unrecorded(self) -> int:
         return max(0, self.due - self.recorded)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertState:
+    """An alert as the store keeps it: open or resolved, with what it said last."""
+
+    key: str
+    rule: str
+    job: str | None
+    state: str  # "open" or "resolved"
+    severity: str
+    summary: str
+    details: str  # JSON
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxItem:
+    """One delivery an alert transition owes to one sink."""
+
+    id: int
+    alert_key: str
+    action: str  # "trigger" or "resolve"
+    sink: str
+    payload: str  # the alert as JSON
+    attempts: int
+    state: str = "pending"
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StaleRejection:
+    """A late call refused because its fencing token was stale."""
+
+    claim: Claim  # the row as it is now
+    worker: str | None  # who made the late call
+    token: int | None  # the stale token it carried
+    action: str | None  # heartbeat, complete, release or fail
+    at: datetime

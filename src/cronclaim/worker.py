@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronclaim.alerts.config import AlertConfig
+from cronclaim.alerts.engine import AlertEngine
 from cronclaim.app import App
 from cronclaim.clock import VirtualClock
 from cronclaim.durations import Duration, parse_duration
@@ -34,6 +36,7 @@ from cronclaim.fanout import fan_out, next_tick_after
 from cronclaim.guard import Run, describe_error
 from cronclaim.heartbeat import Watch
 from cronclaim.jobs import Job
+from cronclaim.metrics import Metrics, Telemetry
 from cronclaim.models import Claim, Tenant
 from cronclaim.store import MAX_BATCH
 
@@ -106,6 +109,16 @@ class _DaemonThreads:
             self._idle = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A run whose side effect returned, waiting for its completion to be written."""
+
+    job: Job
+    run: Run
+    watch: Watch
+    duration: float
+
+
 class _Slots:
     """The worker's free concurrency. Reserved by the loop and by the fan-out thread
     (which claims directly for the capacity it finds free), released as runs end."""
@@ -146,6 +159,9 @@ class Worker:
         grace: Duration = "30s",
         poll: Duration = "30s",
         batch_size: int = 500,
+        alerts: AlertConfig | None = None,
+        alert_interval: Duration = "30s",
+        metrics: Metrics | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidInput(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -169,6 +185,17 @@ class Worker:
         self.batch_size = batch_size
         self.worker_id = app.worker_id
         self.stats = WorkerStats()
+        self.telemetry = Telemetry(metrics)
+        self.alerts = (
+            None
+            if alerts is None
+            else AlertEngine(app.store, alerts, self.jobs, clock=app.clock, source=self.worker_id)
+        )
+        self.alert_interval = parse_duration(alert_interval, "alert interval")
+        self._alerts_checked: datetime | None = None
+        #: Something went wrong since the rules were last evaluated: evaluate again within
+        #: ``alert_interval`` even if nothing else wakes the worker (virtual time included).
+        self._alerts_dirty = False
         self._scanned: dict[str, datetime] = {}
         self._zones: dict[str, set[str]] = {}
         self._tenant_counts: dict[str, int] = {}
@@ -181,7 +208,7 @@ class Worker:
         self._slots = _Slots(concurrency)
         #: Finished runs waiting to be marked done, with their heartbeat watch: the lease
         #: stays alive until the completion is written.
-        self._completions: list[tuple[Run, Watch]] = []
+        self._completions: list[_Finished] = []
         self._threads = _DaemonThreads(concurrency)
         self._stop_requested = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -189,6 +216,7 @@ class Worker:
         self._flushed: asyncio.Event | None = None
         self._store_failures = 0
         self._completer_finish = False
+        self._flush_lock: asyncio.Lock | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -320,9 +348,32 @@ class Worker:
             self._window_closes[job.name] = None  # re-read at the next wake computation
             for state, n in closed.items():
                 self.stats.window_closed[state] = self.stats.window_closed.get(state, 0) + n
+                self._alerts_dirty = True
+                if state == "missed":
+                    self.telemetry.missed(
+                        job.name, n, "its window closed before a worker started it"
+                    )
                 log.warning(
                     "job %s: %d occurrence(s) %s when their window closed", job.name, n, state
                 )
+        await self._check_alerts(now)
+
+    async def _check_alerts(self, now: datetime) -> None:
+        """Evaluate the alert rules every ``alert_interval``; send what the outbox owes."""
+        engine = self.alerts
+        if engine is None:
+            return
+        checked = self._alerts_checked
+        if checked is not None and now - checked < self.alert_interval:
+            return
+        self._alerts_checked = now
+        self._alerts_dirty = False
+        evaluation = await asyncio.to_thread(engine.evaluate, now)
+        for key in evaluation.opened:
+            self.telemetry.alert(key, opened=True)
+        for key in evaluation.resolved:
+            self.telemetry.alert(key, opened=False)
+        await asyncio.to_thread(engine.deliver)
 
     def _fan_out_due(self, job: Job, now: datetime) -> bool:
         if job.name not in self._scanned:
@@ -365,6 +416,17 @@ class Worker:
         self._next_tick[job.name] = next_tick_after(job, result.zones, now)
         self.stats.fanned_out += result.enqueued + result.claimed
         self.stats.missed += result.missed
+        if result.missed:
+            self._alerts_dirty = True
+        if result.ticks:
+            self.telemetry.fired(
+                job.name,
+                tenants=result.tenants,
+                recorded=result.enqueued + result.claimed,
+                missed=result.missed,
+                start=result.start,
+                end=result.end,
+            )
         if result.enqueued or result.claimed or result.missed:
             log.info(
                 "job %s: fanned out %d occurrence(s) over %d tenant(s), %d missed",
@@ -423,9 +485,10 @@ class Worker:
     def _start(self, job: Job, claim: Claim) -> None:
         late = self.app.clock.now() - claim.occurrence.scheduled_for
         run = Run(claim, stale=job.stale_after is not None and late > job.stale_after)
-        task = asyncio.create_task(self._execute(job, run), name=run.idempotency_key)
+        task = asyncio.create_task(self._execute(job, run), name=job.name)
         self._running[task] = run
         task.add_done_callback(self._finished)
+        self.telemetry.acquired(job.name, claim)
         self.stats.started += 1
         self.stats.by_job[job.name] = self.stats.by_job.get(job.name, 0) + 1
 
@@ -457,7 +520,7 @@ class Worker:
         elapsed = time.monotonic() - began
         if run.lease_lost:
             self.app.heartbeater.unwatch(watch)
-            self.stats.lost += 1
+            self._settled(job, run.claim, "lost", elapsed)
             log.error(
                 "%s: lease lost to a takeover after %.2fs; the new holder settles it",
                 run.idempotency_key,
@@ -465,12 +528,12 @@ class Worker:
             )
             return
         if error is None:
-            self._completions.append((run, watch))
+            self._completions.append(_Finished(job, run, watch, elapsed))
             if self._flushed is not None:
                 self._flushed.set()
             return
         self.app.heartbeater.unwatch(watch)
-        await self._settle_failure(job, run, error)
+        await self._settle_failure(job, run, error, elapsed)
 
     async def _call(self, job: Job, tenant: Tenant, run: Run) -> None:
         timeout = job.timeout.total_seconds() if job.timeout is not None else None
@@ -487,51 +550,49 @@ class Worker:
             run._abandoned = True
             raise
 
-    async def _settle_failure(self, job: Job, run: Run, error: BaseException) -> None:
+    async def _settle_failure(
+        self, job: Job, run: Run, error: BaseException, duration: float
+    ) -> None:
         claim = run.claim
         text = describe_error(error)
         if isinstance(error, TimeoutError) and job.timeout is not None and str(error) == "":
             text = f"TimeoutError: attempt exceeded the {job.timeout.total_seconds():g}s timeout"
+        dependency = run.failed_dependency
         stopping = isinstance(error, asyncio.CancelledError) and self._stop_requested.is_set()
         store = self.app.store
+        if not stopping:
+            self.telemetry.threw(job.name, claim, text, dependency)
         try:
             if stopping:
                 # Not the job's fault: give it back for another worker, no backoff for an
                 # async job (it really stopped), the first backoff step for a sync one
                 # (its thread may still be running).
-                retry_after = job.retry.first if getattr(run, "_abandoned", False) else timedelta(0)
-                await asyncio.to_thread(
-                    store.release,
-                    claim,
-                    error="worker stopped before it finished",
-                    retry_after=retry_after,
-                )
-                self.stats.released += 1
+                retry_after = job.retry.first if run.abandoned else timedelta(0)
+                text = "worker stopped before it finished"
+                await asyncio.to_thread(store.release, claim, error=text, retry_after=retry_after)
+                self._settled(job, claim, "released", duration, text, retry_after)
                 return
             delay = job.retry.delay(claim.attempt)
-            window_end = claim.occurrence.scheduled_for + job.window
+            window_end = claim.window_opened_at + job.window
             now = self.app.clock.now()
             if claim.attempt >= job.retry.max_attempts:
-                await asyncio.to_thread(
-                    store.fail,
-                    claim,
-                    error=f"{text} (attempt {claim.attempt} of {job.retry.max_attempts})",
-                )
-                self.stats.failed += 1
+                pass  # the row's attempt count says why; the error stays comparable
             elif now + delay >= window_end:
-                await asyncio.to_thread(
-                    store.fail,
-                    claim,
-                    error=f"{text} (no retry fits before the window closes at "
-                    f"{window_end.isoformat()})",
+                text = (
+                    f"{text} (no retry fits before the window closes at {window_end.isoformat()})"
                 )
-                self.stats.failed += 1
             else:
-                await asyncio.to_thread(store.release, claim, error=text, retry_after=delay)
-                self.stats.released += 1
-            log.warning("%s attempt %d failed: %s", run.idempotency_key, claim.attempt, text)
+                await asyncio.to_thread(
+                    store.release, claim, error=text, retry_after=delay, dependency=dependency
+                )
+                self._settled(job, claim, "released", duration, text, delay)
+                log.warning("%s attempt %d failed: %s", run.idempotency_key, claim.attempt, text)
+                return
+            await asyncio.to_thread(store.fail, claim, error=text, dependency=dependency)
+            self._settled(job, claim, "failed", duration, text)
+            log.warning("%s failed for good: %s", run.idempotency_key, text)
         except StaleClaim as exc:
-            self.stats.lost += 1
+            self._settled(job, claim, "lost", duration)
             log.error(
                 "%s: could not record the failure, lease taken over: %s", run.idempotency_key, exc
             )
@@ -542,6 +603,23 @@ class Worker:
                 run.idempotency_key,
                 exc,
             )
+
+    def _settled(
+        self,
+        job: Job,
+        claim: Claim,
+        outcome: str,
+        duration: float | None,
+        error: str | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        if outcome != "done":
+            self._alerts_dirty = True
+        counts = {"done": "done", "released": "released", "failed": "failed", "lost": "lost"}
+        setattr(self.stats, counts[outcome], getattr(self.stats, counts[outcome]) + 1)
+        self.telemetry.settled(
+            job.name, claim, outcome, duration=duration, error=error, retry_after=retry_after
+        )
 
     # -- completions ------------------------------------------------------------------------
 
@@ -567,15 +645,23 @@ class Worker:
         await self._flush_completions()
 
     async def _flush_completions(self) -> None:
+        """Write the finished runs' completions. Serialised: a caller returns only once
+        nothing is in flight (the simulation must not move the clock under a write)."""
+        if self._flush_lock is None:
+            self._flush_lock = asyncio.Lock()
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         while self._completions:
             batch = self._completions[:MAX_BATCH]
             del self._completions[: len(batch)]
             # Stop the heartbeats only now, just before the completion is written, so
             # no lease can lapse between "effect done" and "marked done".
-            await asyncio.to_thread(self._unwatch_all, [watch for _, watch in batch])
+            await asyncio.to_thread(self._unwatch_all, [f.watch for f in batch])
             try:
                 done, stale = await asyncio.to_thread(
-                    self.app.store.complete_batch, [run.claim for run, _ in batch]
+                    self.app.store.complete_batch, [f.run.claim for f in batch]
                 )
             except CronclaimError as exc:
                 log.error(
@@ -585,14 +671,28 @@ class Worker:
                     exc,
                 )
                 continue
-            self.stats.done += len(done)
-            self.stats.lost += len(stale)
-            for claim in stale:
-                log.error(
-                    "%s: completion refused, lease taken over (token %d is stale)",
-                    claim.occurrence.idempotency_key,
-                    claim.token,
-                )
+            refused = {claim.id for claim in stale}
+            latest: dict[str, datetime] = {}
+            for finished in batch:
+                claim = finished.run.claim
+                if claim.id in refused:
+                    self._settled(finished.job, claim, "lost", finished.duration)
+                    log.error(
+                        "%s: completion refused, lease taken over (token %d is stale)",
+                        claim.occurrence.idempotency_key,
+                        claim.token,
+                    )
+                else:
+                    self._settled(finished.job, claim, "done", finished.duration)
+            for claim in done:
+                if claim.finished_at is not None:
+                    name = claim.occurrence.job
+                    latest[name] = max(latest.get(name, claim.finished_at), claim.finished_at)
+            for name, at in latest.items():
+                with contextlib.suppress(CronclaimError):  # the next flush records it
+                    await asyncio.to_thread(
+                        self.app.store.record_success, name, at, worker=self.worker_id
+                    )
 
     def _unwatch_all(self, watches: list[Watch]) -> None:
         for watch in watches:
@@ -618,6 +718,8 @@ class Worker:
                 refreshed = self._zones_refreshed.get(job.name)
                 if refreshed is not None:
                     candidates.append(refreshed + ZONE_REFRESH)
+        if self.alerts is not None and self._alerts_dirty:
+            candidates.append((self._alerts_checked or now) + self.alert_interval)
         if not virtual:
             candidates.append(now + self.poll)
         future = [c for c in candidates if c > now]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from tests.conftest import T0, AppFactory
 
 from cronclaim import ClaimState, EventKind, NotAcquired
-from tests.conftest import T0, AppFactory
 
 
 def test_timeout_inside_guard_releases_claim_and_retry_completes(

@@ -56,8 +56,10 @@ def test_each_tenant_runs_once_per_tick_in_its_own_time_zone(
     for tenant, utc, local in ran:
         assert local is not None and (local.hour, local.minute) == (7, 0), (tenant, local)
         assert local.astimezone(UTC) == utc
-    claims = [app.store.get(Occurrence(job="inventory-predict", tenant=t, scheduled_for=u))
-              for t, u, _ in ran]
+    claims = [
+        app.store.get(Occurrence(job="inventory-predict", tenant=t, scheduled_for=u))
+        for t, u, _ in ran
+    ]
     assert all(c is not None and c.state is ClaimState.DONE for c in claims)
 
 
@@ -68,8 +70,13 @@ def test_failure_is_released_with_backoff_then_retried_until_done(
     app = make_app()
     attempts: list[tuple[int, datetime]] = []
 
-    @app.job("push", cron="0 7 * * *", tenants=fleet(1, ["UTC"]), window="3h",
-             retry=Backoff(first=30, factor=2, max_attempts=5))
+    @app.job(
+        "push",
+        cron="0 7 * * *",
+        tenants=fleet(1, ["UTC"]),
+        window="3h",
+        retry=Backoff(first=30, factor=2, max_attempts=5),
+    )
     def push(tenant: Tenant, run: Any) -> None:
         attempts.append((run.attempt, clock.now()))
         if run.attempt < 3:
@@ -83,9 +90,12 @@ def test_failure_is_released_with_backoff_then_retried_until_done(
     occurrence = Occurrence(job="push", tenant="r000", scheduled_for=MONDAY + timedelta(hours=7))
     kinds = [e.kind for e in app.store.events(occurrence)]
     assert kinds == [
-        EventKind.ACQUIRED, EventKind.RELEASED,
-        EventKind.ACQUIRED, EventKind.RELEASED,
-        EventKind.ACQUIRED, EventKind.COMPLETED,
+        EventKind.ACQUIRED,
+        EventKind.RELEASED,
+        EventKind.ACQUIRED,
+        EventKind.RELEASED,
+        EventKind.ACQUIRED,
+        EventKind.COMPLETED,
     ]
 
 
@@ -107,24 +117,34 @@ def test_hanging_side_effect_times_out_is_retried_and_fails_after_max_attempts(
         def hang(tenant: Tenant, run: Any) -> None:
             release.wait(30)
 
-    app.job("inventory-predict", cron="0 7 * * *", tenants=fleet(1, ["UTC"]), timeout=0.2,
-            window="3h", retry=Backoff(first=30, factor=2, max_attempts=3))(hang)
+    app.job(
+        "inventory-predict",
+        cron="0 7 * * *",
+        tenants=fleet(1, ["UTC"]),
+        timeout=0.2,
+        window="3h",
+        retry=Backoff(first=30, factor=2, max_attempts=3),
+    )(hang)
     try:
         simulate(app, MONDAY + timedelta(hours=8), catch_up="1m")
     finally:
         release.set()
 
-    occurrence = Occurrence(job="inventory-predict", tenant="r000",
-                            scheduled_for=MONDAY + timedelta(hours=7))
+    occurrence = Occurrence(
+        job="inventory-predict", tenant="r000", scheduled_for=MONDAY + timedelta(hours=7)
+    )
     claim = app.store.get(occurrence)
     assert claim is not None and claim.state is ClaimState.FAILED
     assert claim.attempt == 3
     assert "0.2s timeout" in (claim.last_error or "")
     events = app.store.events(occurrence)
     assert [e.kind for e in events] == [
-        EventKind.ACQUIRED, EventKind.RELEASED,
-        EventKind.ACQUIRED, EventKind.RELEASED,
-        EventKind.ACQUIRED, EventKind.FAILED,
+        EventKind.ACQUIRED,
+        EventKind.RELEASED,
+        EventKind.ACQUIRED,
+        EventKind.RELEASED,
+        EventKind.ACQUIRED,
+        EventKind.FAILED,
     ]
     released = [e for e in events if e.kind is EventKind.RELEASED]
     assert all("TimeoutError" in (e.error or "") for e in released)
@@ -149,8 +169,13 @@ def test_worker_started_after_the_window_records_the_occurrence_as_missed(
 
     assert ran == []
     for i in range(3):
-        claim = app.store.get(Occurrence(job="inventory-predict", tenant=f"r{i:03d}",
-                                         scheduled_for=MONDAY + timedelta(hours=7)))
+        claim = app.store.get(
+            Occurrence(
+                job="inventory-predict",
+                tenant=f"r{i:03d}",
+                scheduled_for=MONDAY + timedelta(hours=7),
+            )
+        )
         assert claim is not None and claim.state is ClaimState.MISSED
         assert "3h window" in (claim.last_error or "")
     ledger = app.store.ledger("inventory-predict", "2026-05-18T07:00")
@@ -172,9 +197,12 @@ def test_catch_up_runs_what_is_still_inside_its_window_oldest_first(
 
     # 04:00..09:00 were examined; 04:00-06:00 closed their 3 h windows by 09:00.
     assert order == [MONDAY + timedelta(hours=h) for h in (7, 8, 9)]
-    missed = [app.store.get(Occurrence(job="hourly", tenant="*",
-                                       scheduled_for=MONDAY + timedelta(hours=h)))
-              for h in (5, 6)]
+    missed = [
+        app.store.get(
+            Occurrence(job="hourly", tenant="*", scheduled_for=MONDAY + timedelta(hours=h))
+        )
+        for h in (5, 6)
+    ]
     assert all(c is not None and c.state is ClaimState.MISSED for c in missed)
 
 
@@ -185,8 +213,12 @@ def test_retries_stop_when_no_retry_fits_in_the_window(
     app = make_app()
     attempts: list[int] = []
 
-    @app.job("report", cron="0 7 * * *", window="10m",
-             retry=Backoff(first=240, factor=2, max_attempts=10))
+    @app.job(
+        "report",
+        cron="0 7 * * *",
+        window="10m",
+        retry=Backoff(first=240, factor=2, max_attempts=10),
+    )
     def report(tenant: Tenant, run: Any) -> None:
         attempts.append(run.attempt)
         raise RuntimeError("upstream down")
@@ -194,8 +226,9 @@ def test_retries_stop_when_no_retry_fits_in_the_window(
     simulate(app, MONDAY + timedelta(hours=8), catch_up="1m")
 
     assert attempts == [1, 2]  # 07:00, 07:04; the next retry (07:12) is past 07:10
-    claim = app.store.get(Occurrence(job="report", tenant="*",
-                                     scheduled_for=MONDAY + timedelta(hours=7)))
+    claim = app.store.get(
+        Occurrence(job="report", tenant="*", scheduled_for=MONDAY + timedelta(hours=7))
+    )
     assert claim is not None and claim.state is ClaimState.FAILED
     assert "window closes" in (claim.last_error or "")
 
@@ -244,8 +277,10 @@ def test_two_workers_on_one_tick_run_each_occurrence_once(
 
     async def both() -> None:
         until = MONDAY + timedelta(hours=7, minutes=1)
-        await asyncio.gather(Worker(first, concurrency=3).run_until(until),
-                             Worker(second, concurrency=3).run_until(until))
+        await asyncio.gather(
+            Worker(first, concurrency=3).run_until(until),
+            Worker(second, concurrency=3).run_until(until),
+        )
 
     asyncio.run(both())
     assert len(effects) == 40
@@ -273,8 +308,7 @@ def test_max_rate_spreads_starts_per_tenant_deterministically(
     app = make_app()
     starts: list[datetime] = []
 
-    @app.job("predict", cron="0 7 * * *", tenants=fleet(100, ["UTC"]), window="3h",
-             max_rate=2)
+    @app.job("predict", cron="0 7 * * *", tenants=fleet(100, ["UTC"]), window="3h", max_rate=2)
     def predict(tenant: Tenant, run: Any) -> None:
         starts.append(clock.now())
 
@@ -296,8 +330,13 @@ def test_ledger_answers_how_many_ran_and_which_did_not(
     clock.set(MONDAY + timedelta(hours=4))
     app = make_app()
 
-    @app.job("inventory-predict", cron="0 7 * * *", tenants=fleet(30, ["Europe/Madrid"]),
-             window="3h", retry=Backoff(first=60, max_attempts=2))
+    @app.job(
+        "inventory-predict",
+        cron="0 7 * * *",
+        tenants=fleet(30, ["Europe/Madrid"]),
+        window="3h",
+        retry=Backoff(first=60, max_attempts=2),
+    )
     def predict(tenant: Tenant, run: Any) -> None:
         if tenant.id in {"r003", "r017"}:
             raise TimeoutError("inference did not answer within 5 s")
@@ -348,8 +387,13 @@ def test_finished_runs_stay_leased_until_marked_done_and_never_rerun(
         now = datetime.now(UTC)
     effects: Counter[str] = Counter()
 
-    @app.job("push", cron=f"{now.minute} {now.hour} * * *", tenants=fleet(5, ["UTC"]),
-             window="1h", lease="1s")
+    @app.job(
+        "push",
+        cron=f"{now.minute} {now.hour} * * *",
+        tenants=fleet(5, ["UTC"]),
+        window="1h",
+        lease="1s",
+    )
     def push(tenant: Tenant, run: Any) -> None:
         time.sleep(0.3)
         effects[tenant.id] += 1
@@ -363,3 +407,22 @@ def test_finished_runs_stay_leased_until_marked_done_and_never_rerun(
     for i in range(5):
         events = app.store.events(Occurrence(job="push", tenant=f"r{i:03d}", scheduled_for=tick))
         assert [e.kind for e in events] == [EventKind.ACQUIRED, EventKind.COMPLETED]
+
+
+def test_a_worker_restarted_at_its_watermark_still_wakes_for_the_next_tick(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Regression: a restart whose first span is empty must still learn its tenants' zones,
+    or it sleeps through the next tick."""
+    clock.set(MONDAY + timedelta(hours=8))
+    app = make_app()
+    started: list[datetime] = []
+
+    @app.job("push", cron="0 7 * * *", tenants=fleet(2, ["Europe/Madrid"]), window="3h")
+    def push(tenant: Tenant, run: Any) -> None:
+        started.append(clock.now())
+
+    simulate(app, MONDAY + timedelta(hours=12), catch_up="1m")  # leaves the watermark at 12:00
+    simulate(app, MONDAY + timedelta(days=1, hours=9), catch_up="1m")
+
+    assert started == [MONDAY + timedelta(days=1, hours=5)] * 2  # 07:00 in Madrid

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from cronclaim.exceptions import InvalidInput
 from cronclaim.models import format_instant, require_aware
@@ -212,6 +212,27 @@ class Alert:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """The inverse of :meth:`to_dict` (the alert outbox stores alerts as JSON)."""
+        occurred = datetime.fromisoformat(str(data["occurred_at"]).replace("Z", "+00:00"))
+        links = data.get("links") or []
+        return cls(
+            key=str(data["key"]),
+            action=data["action"],
+            summary=str(data["summary"]),
+            severity=data["severity"],
+            source=str(data["source"]),
+            job=str(data["job"]),
+            occurred_at=occurred,
+            rule=str(data["rule"]),
+            component=data.get("component"),
+            group=data.get("group"),
+            class_=data.get("class"),
+            details=dict(data.get("details") or {}),
+            links=tuple(Link(href=link["href"], text=link.get("text")) for link in links),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -31,9 +31,21 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from cronclaim.models import Claim, DueTimes, Event, Ledger, Occurrence, TickRecord
+from cronclaim.exceptions import InvalidInput
+from cronclaim.models import (
+    AlertState,
+    Claim,
+    ClaimState,
+    DueTimes,
+    Event,
+    Ledger,
+    Occurrence,
+    OutboxItem,
+    StaleRejection,
+    TickRecord,
+)
 
 #: ``retry_after`` used by :meth:`Store.release` when none is given.
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
@@ -110,14 +122,17 @@ class Store(abc.ABC):
         *,
         error: str | None,
         retry_after: timedelta = DEFAULT_RETRY_AFTER,
+        dependency: str | None = None,
     ) -> Claim:
         """Give the occurrence back for a retry no sooner than now + ``retry_after``.
 
-        ``error`` is kept on the row and in the event. Raises ``StaleClaim``.
+        ``error`` is kept on the row and in the event; ``dependency`` (the external call
+        that failed, e.g. ``"inference"``) goes in the event's detail, so alerts can group
+        one outage into one incident. Raises ``StaleClaim``.
         """
 
     @abc.abstractmethod
-    def fail(self, claim: Claim, *, error: str | None) -> Claim:
+    def fail(self, claim: Claim, *, error: str | None, dependency: str | None = None) -> Claim:
         """Mark the occurrence ``failed`` (final, visible, alerted). Raises ``StaleClaim``."""
 
     # -- scheduling: fan-out, queue, windows --------------------------------------------
@@ -208,3 +223,254 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
+
+    # -- operations: audit, replay, the dead-man's switch --------------------------------
+
+    @abc.abstractmethod
+    def orphans(
+        self,
+        *,
+        job: str | None,
+        lease_cutoff: datetime,
+        held_cutoff: datetime,
+        limit: int = 1000,
+    ) -> list[Claim]:
+        """Claimed rows nobody settles: lease expired before ``lease_cutoff`` without a
+        takeover, or claimed before ``held_cutoff``."""
+
+    @abc.abstractmethod
+    def claims_in_state(
+        self, state: str, *, job: str | None, since: datetime, limit: int = 1000
+    ) -> list[Claim]:
+        """Rows in ``state`` scheduled since ``since``, oldest first."""
+
+    @abc.abstractmethod
+    def stale_rejections(
+        self, *, job: str | None, since: datetime, limit: int = 1000
+    ) -> list[StaleRejection]:
+        """Late calls refused for a stale fencing token since ``since``."""
+
+    @abc.abstractmethod
+    def repeated_errors(
+        self, *, job: str | None, since: datetime, min_count: int = 2, limit: int = 1000
+    ) -> list[tuple[Claim, str, int]]:
+        """Occurrences not done whose attempts since ``since`` failed ``min_count``+ times
+        with the same error: ``(claim, error, count)``, most repeated first."""
+
+    @abc.abstractmethod
+    def replay_candidates(
+        self,
+        job: str,
+        *,
+        start: datetime,
+        end: datetime,
+        tenant: str | None = None,
+        limit: int = 100_000,
+    ) -> list[Claim]:
+        """Every row of ``job`` scheduled in ``[start, end]`` (one tenant if given)."""
+
+    @abc.abstractmethod
+    def replay(self, claims: Sequence[Claim], *, requested_by: str) -> list[int]:
+        """Make final rows claimable again now (``pending``, attempt budget renewed,
+        ``replays`` + 1), each only if it is still in the state and token it was read
+        with; append a ``replayed`` event naming ``requested_by``. Returns the ids
+        replayed."""
+
+    @abc.abstractmethod
+    def record_success(self, job: str, at: datetime, *, worker: str) -> None:
+        """Move ``job``'s last successful completion forward to ``at`` (never back)."""
+
+    @abc.abstractmethod
+    def last_success(self, job: str) -> datetime | None:
+        """``job``'s last successful completion recorded by a worker."""
+
+    # -- operations: alert rules and their persisted state --------------------------------
+
+    @abc.abstractmethod
+    def failures_since(self, job: str, since: datetime) -> list[tuple[str, str, int, str | None]]:
+        """Failed attempts (released or failed) of ``job`` since ``since``:
+        ``(dependency or "", tenant, count, sample error)``."""
+
+    @abc.abstractmethod
+    def failed_since(
+        self, job: str, since: datetime
+    ) -> list[tuple[str, str, str | None, datetime]]:
+        """Occurrences of ``job`` that failed since ``since`` and still are:
+        ``(dependency or "", tenant, error, scheduled_for)``."""
+
+    @abc.abstractmethod
+    def missed_since(self, job: str, since: datetime) -> list[tuple[str, datetime, str | None]]:
+        """Occurrences of ``job`` recorded missed since ``since`` and still missed:
+        ``(tenant, scheduled_for, reason)``."""
+
+    @abc.abstractmethod
+    def alerts(self, *, open_only: bool = True) -> list[AlertState]:
+        """Alerts (open ones by default), oldest first."""
+
+    @abc.abstractmethod
+    def alert(self, key: str) -> AlertState | None:
+        """One alert's state, or ``None`` if it never fired."""
+
+    @abc.abstractmethod
+    def open_alert(
+        self,
+        *,
+        key: str,
+        rule: str,
+        job: str | None,
+        severity: str,
+        summary: str,
+        details: str,
+        deliveries: Sequence[tuple[str, str]],
+    ) -> bool:
+        """Open (or reopen) alert ``key`` and owe its ``deliveries`` (sink, payload), in
+        one transaction. False, and nothing written, if it was open already."""
+
+    @abc.abstractmethod
+    def refresh_alert(self, key: str, *, summary: str, details: str) -> None:
+        """Update what an open alert says, without a delivery."""
+
+    @abc.abstractmethod
+    def resolve_alert(self, key: str, *, deliveries: Sequence[tuple[str, str]]) -> bool:
+        """Resolve alert ``key`` and owe its ``deliveries``, in one transaction. False,
+        and nothing written, if it was not open."""
+
+    @abc.abstractmethod
+    def claim_outbox(self, *, limit: int, hold: timedelta) -> list[OutboxItem]:
+        """Take up to ``limit`` due deliveries, hiding them from other workers for
+        ``hold`` (if this worker dies, they become due again)."""
+
+    @abc.abstractmethod
+    def settle_outbox(
+        self,
+        item_id: int,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a delivery's outcome: ``sent``, ``failed`` (for good) or ``pending``
+        (again at ``next_attempt_at``)."""
+
+    @abc.abstractmethod
+    def outbox(self, key: str | None = None) -> list[OutboxItem]:
+        """Every delivery (of one alert key), oldest first."""
+
+    # -- dashboard: read-only views for the web pages -----------------------------------
+    #
+    # A *day* is a tenant-local date, the first ten characters of a tick ("2026-05-19"
+    # of "2026-05-19T07:00"): a tenant's Tuesday is its own Tuesday, whatever its zone.
+    # A window is the days ``first_day`` to ``last_day``, both included. None of these
+    # reads scales with the number of tenants: each reads a page of an index, the small
+    # partial indexes of rows that are not done, or the fan-out records.
+
+    #: Outcome filters of :meth:`dashboard_tenants`: ``None`` for every tenant,
+    #: ``"problems"`` for any state but done, or one state.
+    DASHBOARD_OUTCOMES = (
+        "problems",
+        "done",
+        "failed",
+        "missed",
+        "released",
+        "claimed",
+        "pending",
+    )
+
+    @abc.abstractmethod
+    def dashboard_tenants(
+        self,
+        job: str,
+        *,
+        first_day: date,
+        last_day: date,
+        outcome: str | None = None,
+        prefix: str = "",
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[str]:
+        """A page of the tenants of ``job`` that have an occurrence in the window (in
+        ``outcome`` if given; whose id starts with ``prefix`` if given), in ascending
+        order: the first ``limit`` after ``after``, or, with ``before``, the last
+        ``limit`` before it. Raises ``InvalidInput`` for an unknown outcome."""
+
+    @abc.abstractmethod
+    def dashboard_cells(
+        self, job: str, tenants: Sequence[str], *, first_day: date, last_day: date
+    ) -> list[tuple[str, str, ClaimState, int, datetime, str | None]]:
+        """For each of ``tenants``, day of the window and state: ``(tenant, day, state,
+        occurrences, earliest scheduled_for, tenant's time zone)``."""
+
+    @abc.abstractmethod
+    def dashboard_day_due(self, job: str, *, first_day: date, last_day: date) -> dict[str, int]:
+        """Per day of the window, how many occurrences of ``job`` its fan-outs found due
+        (days without a fan-out record are absent)."""
+
+    @abc.abstractmethod
+    def dashboard_day_counts(
+        self, job: str, *, first_day: date, last_day: date, troubles_only: bool
+    ) -> list[tuple[str, ClaimState, int, datetime]]:
+        """Per day of the window and state: ``(day, state, occurrences, earliest
+        scheduled_for)``. ``troubles_only`` leaves out ``done`` and reads only the
+        small indexes of rows that are not done; otherwise every row is counted."""
+
+    @abc.abstractmethod
+    def dashboard_claim(self, occurrence: Occurrence) -> Claim | None:
+        """The row of ``occurrence`` as stored, its local time in the tenant's zone
+        (:meth:`get` returns the occurrence it was given, often built from a UTC instant
+        alone), or ``None``."""
+
+    def dashboard_query(
+        self,
+        *,
+        first_day: date,
+        last_day: date,
+        outcome: str | None = None,
+        prefix: str = "",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[str, dict[str, object]]:
+        """The name of the tenant-page query for ``outcome`` and direction, and its
+        parameters (instants as UTC datetimes), shared by the backends."""
+        if last_day < first_day:
+            raise InvalidInput(f"the window ends ({last_day}) before it starts ({first_day})")
+        if outcome is None:
+            name = "dashboard_tenants"
+        elif outcome == "problems":
+            name = "dashboard_tenants_problems"
+        elif outcome == "done":
+            name = "dashboard_tenants_done"
+        elif outcome in ("failed", "missed"):
+            name = "dashboard_tenants_final"
+        elif outcome in ("released", "claimed", "pending"):
+            name = "dashboard_tenants_open"
+        else:
+            raise InvalidInput(
+                f"unknown outcome {outcome!r}; use one of {', '.join(self.DASHBOARD_OUTCOMES)}"
+            )
+        params: dict[str, object] = {
+            **self.dashboard_window(first_day, last_day),
+            "state": outcome,
+            "prefix": prefix,
+            # Every tenant id that starts with the prefix sorts between the two bounds.
+            "prefix_high": prefix + "\U0010ffff" if prefix else None,
+            "after": after or "",
+            "before": before,
+        }
+        return name + ("_before" if before is not None else "_after"), params
+
+    @staticmethod
+    def dashboard_window(first_day: date, last_day: date) -> dict[str, object]:
+        """The window as tick bounds (exact) and as a range of instants wide enough for
+        every zone: local days run from UTC-12 to UTC+14, and a DST gap moves a wall
+        time up to an hour later."""
+        stop_day = last_day + timedelta(days=1)
+        midnight = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+        stop_midnight = datetime(stop_day.year, stop_day.month, stop_day.day, tzinfo=UTC)
+        return {
+            "first": first_day.isoformat(),
+            "stop": stop_day.isoformat(),
+            "lo": midnight - timedelta(hours=15),
+            "hi": stop_midnight + timedelta(hours=14),
+        }

@@ -1,14 +1,16 @@
 """PostgreSQL backend (psycopg 3 with a connection pool), for workers on many machines.
 
 Each lifecycle path is one statement: the state change and its event are written
-together by a data-modifying CTE, and leases are measured by the server's clock.
+together by a data-modifying CTE, and leases are measured by the server's clock. A
+heartbeat or completion refused for a stale token changes nothing; a second statement
+records the refusal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from cronclaim.clock import Clock
@@ -22,12 +24,15 @@ from cronclaim.exceptions import (
     StoreError,
 )
 from cronclaim.models import (
+    AlertState,
     Claim,
     ClaimState,
     DueTimes,
     Event,
     Ledger,
     Occurrence,
+    OutboxItem,
+    StaleRejection,
     TickRecord,
     require_positive,
 )
@@ -221,7 +226,8 @@ class PostgresStore(Store):
         params = _columns(list(by_key.values()))
         params.update(worker=worker, lease=lease, now=self._now_param())
         with self._conn() as conn:
-            rows = conn.execute(Q["acquire_batch_insert"], params).fetchall()
+            # Binary rows: a thousand rows of timestamps parse in half the time.
+            rows = conn.execute(Q["acquire_batch_insert"], params, binary=True).fetchall()
             won = [make_claim(r, occurrence=by_key[r[1], r[2], r[3]]) for r in rows]
             if len(won) == len(by_key):
                 return won
@@ -257,6 +263,19 @@ class PostgresStore(Store):
         }
         with self._conn() as conn:
             row = conn.execute(Q[query], params).fetchone()
+            if row is None:
+                # heartbeat and complete write nothing for a stale token: record the refusal.
+                row = conn.execute(
+                    Q["reject_stale"],
+                    {
+                        "id": claim.id,
+                        "token": claim.token,
+                        "attempt": claim.attempt,
+                        "worker": claim.worker,
+                        "action": action,
+                        "now": params["now"],
+                    },
+                ).fetchone()
         current = make_claim(row[:W], occurrence=claim.occurrence) if row is not None else None
         if row is not None and row[W]:
             assert current is not None
@@ -284,7 +303,7 @@ class PostgresStore(Store):
             "now": self._now_param(),
         }
         with self._conn() as conn:
-            rows = conn.execute(Q["complete_batch"], params).fetchall()
+            rows = conn.execute(Q["complete_batch"], params, binary=True).fetchall()
         done = [make_claim(r, occurrence=by_id[r[0]].occurrence) for r in rows]
         finished = {c.id for c in done}
         return done, [c for c in by_id.values() if c.id not in finished]
@@ -295,15 +314,21 @@ class PostgresStore(Store):
         *,
         error: str | None,
         retry_after: timedelta = DEFAULT_RETRY_AFTER,
+        dependency: str | None = None,
     ) -> Claim:
         if not isinstance(retry_after, timedelta) or retry_after < timedelta(0):
             raise InvalidInput(f"retry_after must be a timedelta >= 0, got {retry_after!r}")
         return self._transition(
-            claim, "release", "release", {"error": clip_error(error), "retry_after": retry_after}
+            claim,
+            "release",
+            "release",
+            {"error": clip_error(error), "retry_after": retry_after, "dependency": dependency},
         )
 
-    def fail(self, claim: Claim, *, error: str | None) -> Claim:
-        return self._transition(claim, "fail", "fail", {"error": clip_error(error)})
+    def fail(self, claim: Claim, *, error: str | None, dependency: str | None = None) -> Claim:
+        return self._transition(
+            claim, "fail", "fail", {"error": clip_error(error), "dependency": dependency}
+        )
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -457,6 +482,243 @@ class PostgresStore(Store):
             rows = conn.execute(Q["events_of_claim"], _key(occurrence)).fetchall()
         return [make_event(r) for r in rows]
 
+    # -- operations: audit, replay, the dead-man's switch ---------------------------------
+
+    def _claims(self, query: str, params: dict[str, Any]) -> list[Claim]:
+        with self._conn() as conn:
+            rows = conn.execute(Q[query], params).fetchall()
+        return [make_claim(r) for r in rows]
+
+    def orphans(
+        self,
+        *,
+        job: str | None,
+        lease_cutoff: datetime,
+        held_cutoff: datetime,
+        limit: int = 1000,
+    ) -> list[Claim]:
+        return self._claims(
+            "audit_orphans",
+            {"job": job, "lease_cutoff": lease_cutoff, "held_cutoff": held_cutoff, "limit": limit},
+        )
+
+    def claims_in_state(
+        self, state: str, *, job: str | None, since: datetime, limit: int = 1000
+    ) -> list[Claim]:
+        ClaimState(state)
+        return self._claims(
+            "audit_in_state", {"state": state, "job": job, "since": since, "limit": limit}
+        )
+
+    def stale_rejections(
+        self, *, job: str | None, since: datetime, limit: int = 1000
+    ) -> list[StaleRejection]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                Q["audit_stale_rejections"], {"job": job, "since": since, "limit": limit}
+            ).fetchall()
+        return [
+            StaleRejection(
+                claim=make_claim(r[:W]),
+                worker=r[W],
+                token=r[W + 1],
+                action=r[W + 2],
+                at=r[W + 3],
+            )
+            for r in rows
+        ]
+
+    def repeated_errors(
+        self, *, job: str | None, since: datetime, min_count: int = 2, limit: int = 1000
+    ) -> list[tuple[Claim, str, int]]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                Q["audit_repeated_errors"],
+                {"job": job, "since": since, "min_count": min_count, "limit": limit},
+            ).fetchall()
+        return [(make_claim(r[:W]), r[W], int(r[W + 1])) for r in rows]
+
+    def replay_candidates(
+        self,
+        job: str,
+        *,
+        start: datetime,
+        end: datetime,
+        tenant: str | None = None,
+        limit: int = 100_000,
+    ) -> list[Claim]:
+        return self._claims(
+            "replay_candidates",
+            {"job": job, "start": start, "end": end, "tenant": tenant, "limit": limit},
+        )
+
+    def replay(self, claims: Sequence[Claim], *, requested_by: str) -> list[int]:
+        check_call(requested_by)
+        if not claims:
+            return []
+        params = {
+            "ids": [c.id for c in claims],
+            "tokens": [c.token for c in claims],
+            "states": [c.state.value for c in claims],
+            "requested_by": requested_by,
+            "now": self._now_param(),
+        }
+        with self._conn() as conn:
+            return [r[0] for r in conn.execute(Q["replay_rows"], params).fetchall()]
+
+    def record_success(self, job: str, at: datetime, *, worker: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                Q["record_success"],
+                {"job": job, "at": at, "worker": worker, "now": self._now_param()},
+            )
+
+    def last_success(self, job: str) -> datetime | None:
+        with self._conn() as conn:
+            row = conn.execute(Q["last_success"], {"job": job}).fetchone()
+        return None if row is None else row[0]
+
+    # -- operations: alert rules and their persisted state ---------------------------------
+
+    def failures_since(self, job: str, since: datetime) -> list[tuple[str, str, int, str | None]]:
+        with self._conn() as conn:
+            rows = conn.execute(Q["failures_since"], {"job": job, "since": since}).fetchall()
+        return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
+    def failed_since(
+        self, job: str, since: datetime
+    ) -> list[tuple[str, str, str | None, datetime]]:
+        with self._conn() as conn:
+            rows = conn.execute(Q["failed_since"], {"job": job, "since": since}).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def missed_since(self, job: str, since: datetime) -> list[tuple[str, datetime, str | None]]:
+        with self._conn() as conn:
+            rows = conn.execute(Q["missed_since"], {"job": job, "since": since}).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def alerts(self, *, open_only: bool = True) -> list[AlertState]:
+        with self._conn() as conn:
+            rows = conn.execute(Q["alerts_open" if open_only else "alerts_all"]).fetchall()
+        return [_alert(r) for r in rows]
+
+    def alert(self, key: str) -> AlertState | None:
+        with self._conn() as conn:
+            row = conn.execute(Q["alert_get"], {"key": key}).fetchone()
+        return None if row is None else _alert(row)
+
+    def open_alert(
+        self,
+        *,
+        key: str,
+        rule: str,
+        job: str | None,
+        severity: str,
+        summary: str,
+        details: str,
+        deliveries: Sequence[tuple[str, str]],
+    ) -> bool:
+        params = {
+            "key": key,
+            "rule": rule,
+            "job": job,
+            "severity": severity,
+            "summary": summary,
+            "details": details,
+            "now": self._now_param(),
+        }
+        with self._conn() as conn, conn.transaction():
+            opened = conn.execute(Q["alert_open_insert"], params).fetchone()
+            if opened is None:
+                opened = conn.execute(Q["alert_reopen"], params).fetchone()
+            if opened is not None:
+                self._owe(conn, key, "trigger", deliveries)
+        return opened is not None
+
+    def refresh_alert(self, key: str, *, summary: str, details: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                Q["alert_refresh"],
+                {"key": key, "summary": summary, "details": details, "now": self._now_param()},
+            )
+
+    def resolve_alert(self, key: str, *, deliveries: Sequence[tuple[str, str]]) -> bool:
+        with self._conn() as conn, conn.transaction():
+            resolved = conn.execute(
+                Q["alert_resolve"], {"key": key, "now": self._now_param()}
+            ).fetchone()
+            if resolved is not None:
+                self._owe(conn, key, "resolve", deliveries)
+        return resolved is not None
+
+    def _owe(
+        self,
+        conn: psycopg.Connection[Any],
+        key: str,
+        action: str,
+        deliveries: Sequence[tuple[str, str]],
+    ) -> None:
+        now = self._now_param()
+        with conn.cursor() as cur:
+            cur.executemany(
+                Q["outbox_add"],
+                [
+                    {"key": key, "action": action, "sink": sink, "payload": payload, "now": now}
+                    for sink, payload in deliveries
+                ],
+            )
+
+    def claim_outbox(self, *, limit: int, hold: timedelta) -> list[OutboxItem]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                Q["outbox_claim"], {"limit": limit, "hold": hold, "now": self._now_param()}
+            ).fetchall()
+        return [
+            OutboxItem(id=r[0], alert_key=r[1], action=r[2], sink=r[3], payload=r[4], attempts=r[5])
+            for r in sorted(rows)
+        ]
+
+    def settle_outbox(
+        self,
+        item_id: int,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                Q["outbox_settle"],
+                {
+                    "id": item_id,
+                    "state": state,
+                    "attempts": attempts,
+                    "next_attempt_at": next_attempt_at,
+                    "sent_at": (self._now_param() or self.now()) if state == "sent" else None,
+                    "error": clip_error(error),
+                },
+            )
+
+    def outbox(self, key: str | None = None) -> list[OutboxItem]:
+        with self._conn() as conn:
+            rows = conn.execute(Q["outbox_rows"], {"key": key}).fetchall()
+        return [
+            OutboxItem(
+                id=r[0],
+                alert_key=r[1],
+                action=r[2],
+                sink=r[3],
+                payload=r[4],
+                state=r[5],
+                attempts=r[6],
+                created_at=r[7],
+                sent_at=r[8],
+                last_error=r[9],
+            )
+            for r in rows
+        ]
+
     def now(self) -> datetime:
         with self._conn() as conn:
             row = conn.execute(Q["now"], {"now": self._now_param()}).fetchone()
@@ -466,6 +728,86 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._pool.close()
+
+    # -- dashboard: read-only views for the web pages ---------------------------------
+
+    def dashboard_tenants(
+        self,
+        job: str,
+        *,
+        first_day: date,
+        last_day: date,
+        outcome: str | None = None,
+        prefix: str = "",
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[str]:
+        name, params = self.dashboard_query(
+            first_day=first_day,
+            last_day=last_day,
+            outcome=outcome,
+            prefix=prefix,
+            after=after,
+            before=before,
+        )
+        with self._conn() as conn:
+            rows = conn.execute(Q[name], {**params, "job": job, "limit": limit}).fetchall()
+        tenants = [r[0] for r in rows]
+        return sorted(tenants) if before is not None else tenants
+
+    def dashboard_cells(
+        self, job: str, tenants: Sequence[str], *, first_day: date, last_day: date
+    ) -> list[tuple[str, str, ClaimState, int, datetime, str | None]]:
+        if not tenants:
+            return []
+        params = {
+            **self.dashboard_window(first_day, last_day),
+            "job": job,
+            "tenants": list(tenants),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(Q["dashboard_cells"], params).fetchall()
+        return [
+            (tenant, day, ClaimState(state), n, first, zone)
+            for tenant, day, state, n, first, zone in rows
+        ]
+
+    def dashboard_claim(self, occurrence: Occurrence) -> Claim | None:
+        with self._conn() as conn:
+            row = conn.execute(Q["get_claim"], _key(occurrence)).fetchone()
+        return None if row is None else make_claim(row)
+
+    def dashboard_day_due(self, job: str, *, first_day: date, last_day: date) -> dict[str, int]:
+        params = {**self.dashboard_window(first_day, last_day), "job": job}
+        with self._conn() as conn:
+            rows = conn.execute(Q["dashboard_day_due"], params).fetchall()
+        return {day: int(due) for day, due in rows}
+
+    def dashboard_day_counts(
+        self, job: str, *, first_day: date, last_day: date, troubles_only: bool
+    ) -> list[tuple[str, ClaimState, int, datetime]]:
+        query = "dashboard_day_troubles" if troubles_only else "dashboard_day_counts"
+        params = {**self.dashboard_window(first_day, last_day), "job": job}
+        with self._conn() as conn:
+            rows = conn.execute(Q[query], params).fetchall()
+        return [(day, ClaimState(state), n, first) for day, state, n, first in rows]
+
+
+def _alert(row: Sequence[Any]) -> AlertState:
+    key, rule, job, state, severity, summary, details, opened, updated, resolved = row
+    return AlertState(
+        key=key,
+        rule=rule,
+        job=job,
+        state=state,
+        severity=severity,
+        summary=summary,
+        details=details,
+        opened_at=opened,
+        updated_at=updated,
+        resolved_at=resolved,
+    )
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

@@ -28,17 +28,24 @@ def _sql_dir(backend: str) -> resources.abc.Traversable:
 
 @cache
 def load_queries(backend: str) -> dict[str, str]:
-    text = _sql_dir(backend).joinpath("queries.sql").read_text(encoding="utf-8")
-    parts = _NAME.split(text)
+    """Every named query of every ``*.sql`` file of the backend (one file per subject:
+    the claim lifecycle, audit, the dashboard), in one namespace."""
     queries: dict[str, str] = {}
-    # parts = [preamble, name1, body1, name2, body2, ...]
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise RuntimeError(f"query {name!r} is defined twice in {backend}/queries.sql")
-        sql = body.strip()
-        if not sql.startswith("--"):
-            raise RuntimeError(f"query {name!r} in {backend}/queries.sql lacks its description")
-        queries[name] = sql
+    files = sorted(
+        (entry for entry in _sql_dir(backend).iterdir() if entry.name.endswith(".sql")),
+        key=lambda entry: entry.name,
+    )
+    for entry in files:
+        where = f"{backend}/{entry.name}"
+        parts = _NAME.split(entry.read_text(encoding="utf-8"))
+        # parts = [preamble, name1, body1, name2, body2, ...]
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise RuntimeError(f"query {name!r} in {where} is defined twice")
+            sql = body.strip()
+            if not sql.startswith("--"):
+                raise RuntimeError(f"query {name!r} in {where} lacks its description")
+            queries[name] = sql
     return queries
 
 

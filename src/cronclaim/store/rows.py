@@ -19,6 +19,8 @@ from cronclaim.models import (
 )
 
 MAX_ERROR_LENGTH = 4000
+#: ClaimState by value, for every row of a batch: a lookup costs a tenth of an enum call.
+_STATES = {state.value: state for state in ClaimState}
 
 
 def check_call(worker: str, lease: timedelta | None = None) -> None:
@@ -71,6 +73,7 @@ def make_claim(
         finished_at,
         last_error,
         replays,
+        replayed_at,
     ) = values
     if occurrence is None:
         occurrence = Occurrence(
@@ -83,7 +86,7 @@ def make_claim(
     return Claim(
         id=row_id,
         occurrence=occurrence,
-        state=ClaimState(state),
+        state=_STATES.get(state) or ClaimState(state),
         token=token,
         attempt=attempt,
         worker=worker,
@@ -93,6 +96,7 @@ def make_claim(
         finished_at=finished_at,
         last_error=last_error,
         replays=replays,
+        replayed_at=replayed_at,
         prior_state=ClaimState(prior_state) if prior_state is not None else None,
         prior_worker=prior_worker,
     )
@@ -116,7 +120,7 @@ def make_event(values: Sequence[Any]) -> Event:
 
 
 #: Number of columns of a claim row; acquisition queries append prior_state/prior_worker.
-CLAIM_WIDTH = 17
+CLAIM_WIDTH = 18
 
 
 def is_claimable(claim: Claim, now: datetime) -> bool:

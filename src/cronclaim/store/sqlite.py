@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from cronclaim.exceptions import (
     StoreError,
 )
 from cronclaim.models import (
+    AlertState,
     Claim,
     ClaimState,
     DueTimes,
@@ -38,11 +39,16 @@ from cronclaim.models import (
     EventKind,
     Ledger,
     Occurrence,
+    OutboxItem,
+    StaleRejection,
     TickRecord,
     require_positive,
 )
 from cronclaim.store.base import DEFAULT_RETRY_AFTER, MAX_BATCH, Store
 from cronclaim.store.queries import load_migrations, load_queries
+from cronclaim.store.rows import (
+    CLAIM_WIDTH as W,
+)
 from cronclaim.store.rows import (
     check_call,
     clip_error,
@@ -71,7 +77,7 @@ def from_us(value: int | None) -> datetime | None:
 def _row_datetimes(row: Sequence[Any]) -> list[Any]:
     values = list(row)
     values[3] = EPOCH + timedelta(microseconds=values[3])
-    for i in (11, 12, 13, 14):
+    for i in (11, 12, 13, 14, 17):
         if values[i] is not None:
             values[i] = EPOCH + timedelta(microseconds=values[i])
     return values
@@ -379,6 +385,7 @@ class SQLiteStore(Store):
         kind: EventKind | None,
         extra: dict[str, Any],
         error: str | None = None,
+        detail: str | None = None,
     ) -> Claim:
         """Run one token-guarded transition; record it, or record the stale refusal."""
         with self._write() as conn:
@@ -397,6 +404,7 @@ class SQLiteStore(Store):
                         attempt=updated.attempt,
                         token=updated.token,
                         error=error,
+                        detail=detail,
                     )
                 return updated
             current_row = conn.execute(Q["get_claim_by_id"], {"id": claim.id}).fetchone()
@@ -468,6 +476,7 @@ class SQLiteStore(Store):
         *,
         error: str | None,
         retry_after: timedelta = DEFAULT_RETRY_AFTER,
+        dependency: str | None = None,
     ) -> Claim:
         if not isinstance(retry_after, timedelta) or retry_after < timedelta(0):
             raise InvalidInput(f"retry_after must be a timedelta >= 0, got {retry_after!r}")
@@ -480,11 +489,14 @@ class SQLiteStore(Store):
             EventKind.RELEASED,
             {"retry_at": retry_at, "error": error},
             error,
+            dependency,
         )
 
-    def fail(self, claim: Claim, *, error: str | None) -> Claim:
+    def fail(self, claim: Claim, *, error: str | None, dependency: str | None = None) -> Claim:
         error = clip_error(error)
-        return self._finish(claim, "fail", "fail", EventKind.FAILED, {"error": error}, error)
+        return self._finish(
+            claim, "fail", "fail", EventKind.FAILED, {"error": error}, error, dependency
+        )
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -740,6 +752,291 @@ class SQLiteStore(Store):
             result.append(make_event(values))
         return result
 
+    # -- operations: audit, replay, the dead-man's switch ---------------------------------
+
+    def _claims(self, query: str, params: dict[str, Any]) -> list[Claim]:
+        with self._read() as conn:
+            rows = conn.execute(Q[query], params).fetchall()
+        return [make_claim(_row_datetimes(r)) for r in rows]
+
+    def orphans(
+        self,
+        *,
+        job: str | None,
+        lease_cutoff: datetime,
+        held_cutoff: datetime,
+        limit: int = 1000,
+    ) -> list[Claim]:
+        return self._claims(
+            "audit_orphans",
+            {
+                "job": job,
+                "lease_cutoff": to_us(lease_cutoff),
+                "held_cutoff": to_us(held_cutoff),
+                "limit": limit,
+            },
+        )
+
+    def claims_in_state(
+        self, state: str, *, job: str | None, since: datetime, limit: int = 1000
+    ) -> list[Claim]:
+        ClaimState(state)
+        return self._claims(
+            "audit_in_state", {"state": state, "job": job, "since": to_us(since), "limit": limit}
+        )
+
+    def stale_rejections(
+        self, *, job: str | None, since: datetime, limit: int = 1000
+    ) -> list[StaleRejection]:
+        with self._read() as conn:
+            rows = conn.execute(
+                Q["audit_stale_rejections"], {"job": job, "since": to_us(since), "limit": limit}
+            ).fetchall()
+        return [
+            StaleRejection(
+                claim=make_claim(_row_datetimes(r[:W])),
+                worker=r[W],
+                token=r[W + 1],
+                action=r[W + 2],
+                at=EPOCH + timedelta(microseconds=r[W + 3]),
+            )
+            for r in rows
+        ]
+
+    def repeated_errors(
+        self, *, job: str | None, since: datetime, min_count: int = 2, limit: int = 1000
+    ) -> list[tuple[Claim, str, int]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                Q["audit_repeated_errors"],
+                {"job": job, "since": to_us(since), "min_count": min_count, "limit": limit},
+            ).fetchall()
+        return [(make_claim(_row_datetimes(r[:W])), r[W], r[W + 1]) for r in rows]
+
+    def replay_candidates(
+        self,
+        job: str,
+        *,
+        start: datetime,
+        end: datetime,
+        tenant: str | None = None,
+        limit: int = 100_000,
+    ) -> list[Claim]:
+        return self._claims(
+            "replay_candidates",
+            {
+                "job": job,
+                "start": to_us(start),
+                "end": to_us(end),
+                "tenant": tenant,
+                "limit": limit,
+            },
+        )
+
+    def replay(self, claims: Sequence[Claim], *, requested_by: str) -> list[int]:
+        check_call(requested_by)
+        replayed: list[int] = []
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            for claim in claims:
+                changed = conn.execute(
+                    Q["replay_one"],
+                    {
+                        "id": claim.id,
+                        "token": claim.token,
+                        "state": claim.state.value,
+                        "now": now_us,
+                    },
+                ).rowcount
+                if changed:
+                    self._event(
+                        conn,
+                        claim.id,
+                        EventKind.REPLAYED,
+                        now_us,
+                        worker=requested_by,
+                        attempt=0,
+                        token=claim.token,
+                        detail=f"was {claim.state.value}; requested by {requested_by}",
+                    )
+                    replayed.append(claim.id)
+        return replayed
+
+    def record_success(self, job: str, at: datetime, *, worker: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                Q["record_success"],
+                {"job": job, "at": to_us(at), "now": to_us(self._now()), "worker": worker},
+            )
+
+    def last_success(self, job: str) -> datetime | None:
+        with self._read() as conn:
+            row = conn.execute(Q["last_success"], {"job": job}).fetchone()
+        return None if row is None else from_us(row[0])
+
+    # -- operations: alert rules and their persisted state ---------------------------------
+
+    def failures_since(self, job: str, since: datetime) -> list[tuple[str, str, int, str | None]]:
+        with self._read() as conn:
+            rows = conn.execute(Q["failures_since"], {"job": job, "since": to_us(since)})
+            return [(r[0], r[1], int(r[2]), r[3]) for r in rows.fetchall()]
+
+    def failed_since(
+        self, job: str, since: datetime
+    ) -> list[tuple[str, str, str | None, datetime]]:
+        with self._read() as conn:
+            rows = conn.execute(Q["failed_since"], {"job": job, "since": to_us(since)})
+            return [(r[0], r[1], r[2], EPOCH + timedelta(microseconds=r[3])) for r in rows]
+
+    def missed_since(self, job: str, since: datetime) -> list[tuple[str, datetime, str | None]]:
+        with self._read() as conn:
+            rows = conn.execute(Q["missed_since"], {"job": job, "since": to_us(since)})
+            return [(r[0], EPOCH + timedelta(microseconds=r[1]), r[2]) for r in rows]
+
+    @staticmethod
+    def _alert(row: Sequence[Any]) -> AlertState:
+        key, rule, job, state, severity, summary, details, opened, updated, resolved = row
+        return AlertState(
+            key=key,
+            rule=rule,
+            job=job,
+            state=state,
+            severity=severity,
+            summary=summary,
+            details=details,
+            opened_at=EPOCH + timedelta(microseconds=opened),
+            updated_at=EPOCH + timedelta(microseconds=updated),
+            resolved_at=from_us(resolved),
+        )
+
+    def alerts(self, *, open_only: bool = True) -> list[AlertState]:
+        with self._read() as conn:
+            if open_only:
+                rows = conn.execute(Q["alerts_open"]).fetchall()
+            else:
+                rows = conn.execute(Q["alerts_all"]).fetchall()
+        return [self._alert(r) for r in rows]
+
+    def alert(self, key: str) -> AlertState | None:
+        with self._read() as conn:
+            row = conn.execute(Q["alert_get"], {"key": key}).fetchone()
+        return None if row is None else self._alert(row)
+
+    def open_alert(
+        self,
+        *,
+        key: str,
+        rule: str,
+        job: str | None,
+        severity: str,
+        summary: str,
+        details: str,
+        deliveries: Sequence[tuple[str, str]],
+    ) -> bool:
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            params = {
+                "key": key,
+                "rule": rule,
+                "job": job,
+                "severity": severity,
+                "summary": summary,
+                "details": details,
+                "now": now_us,
+            }
+            opened = conn.execute(Q["alert_open_insert"], params).rowcount
+            if not opened:
+                opened = conn.execute(Q["alert_reopen"], params).rowcount
+            if opened:
+                self._owe(conn, key, "trigger", deliveries, now_us)
+            return bool(opened)
+
+    def refresh_alert(self, key: str, *, summary: str, details: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                Q["alert_refresh"],
+                {"key": key, "summary": summary, "details": details, "now": to_us(self._now())},
+            )
+
+    def resolve_alert(self, key: str, *, deliveries: Sequence[tuple[str, str]]) -> bool:
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            resolved = conn.execute(Q["alert_resolve"], {"key": key, "now": now_us}).rowcount
+            if resolved:
+                self._owe(conn, key, "resolve", deliveries, now_us)
+            return bool(resolved)
+
+    @staticmethod
+    def _owe(
+        conn: sqlite3.Connection,
+        key: str,
+        action: str,
+        deliveries: Sequence[tuple[str, str]],
+        now_us: int,
+    ) -> None:
+        conn.executemany(
+            Q["outbox_add"],
+            [
+                {"key": key, "action": action, "sink": sink, "payload": payload, "now": now_us}
+                for sink, payload in deliveries
+            ],
+        )
+
+    def claim_outbox(self, *, limit: int, hold: timedelta) -> list[OutboxItem]:
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            rows = conn.execute(Q["outbox_due"], {"now": now_us, "limit": limit}).fetchall()
+            until = to_us(self._now() + hold)
+            conn.executemany(
+                Q["outbox_lease"], [{"id": r[0], "until": until, "now": now_us} for r in rows]
+            )
+        return [
+            OutboxItem(id=r[0], alert_key=r[1], action=r[2], sink=r[3], payload=r[4], attempts=r[5])
+            for r in rows
+        ]
+
+    def settle_outbox(
+        self,
+        item_id: int,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._write() as conn:
+            now_us = to_us(self._now())
+            conn.execute(
+                Q["outbox_settle"],
+                {
+                    "id": item_id,
+                    "state": state,
+                    "attempts": attempts,
+                    "next_attempt_at": None if next_attempt_at is None else to_us(next_attempt_at),
+                    "sent_at": now_us if state == "sent" else None,
+                    "error": clip_error(error),
+                },
+            )
+
+    def outbox(self, key: str | None = None) -> list[OutboxItem]:
+        with self._read() as conn:
+            rows = conn.execute(Q["outbox_rows"], {"key": key}).fetchall()
+        return [
+            OutboxItem(
+                id=r[0],
+                alert_key=r[1],
+                action=r[2],
+                sink=r[3],
+                payload=r[4],
+                state=r[5],
+                attempts=r[6],
+                created_at=from_us(r[7]),
+                sent_at=from_us(r[8]),
+                last_error=r[9],
+            )
+            for r in rows
+        ]
+
     def now(self) -> datetime:
         return self._now()
 
@@ -752,6 +1049,85 @@ class SQLiteStore(Store):
             with suppress(sqlite3.ProgrammingError):
                 conn.close()
         self._local = threading.local()
+
+    # -- dashboard: read-only views for the web pages ---------------------------------
+
+    @staticmethod
+    def _dashboard_params(params: dict[str, object]) -> dict[str, object]:
+        """The window's instants as the integer microseconds this backend stores."""
+        values = dict(params)
+        for key in ("lo", "hi"):
+            instant = values[key]
+            assert isinstance(instant, datetime)
+            values[key] = to_us(instant)
+        return values
+
+    def dashboard_tenants(
+        self,
+        job: str,
+        *,
+        first_day: date,
+        last_day: date,
+        outcome: str | None = None,
+        prefix: str = "",
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[str]:
+        name, params = self.dashboard_query(
+            first_day=first_day,
+            last_day=last_day,
+            outcome=outcome,
+            prefix=prefix,
+            after=after,
+            before=before,
+        )
+        params = self._dashboard_params({**params, "job": job, "limit": limit})
+        with self._read() as conn:
+            tenants = [r[0] for r in conn.execute(Q[name], params).fetchall()]
+        return sorted(tenants) if before is not None else tenants
+
+    def dashboard_cells(
+        self, job: str, tenants: Sequence[str], *, first_day: date, last_day: date
+    ) -> list[tuple[str, str, ClaimState, int, datetime, str | None]]:
+        if not tenants:
+            return []
+        params = self._dashboard_params(
+            {
+                **self.dashboard_window(first_day, last_day),
+                "job": job,
+                "tenants": json.dumps(list(tenants)),
+            }
+        )
+        with self._read() as conn:
+            rows = conn.execute(Q["dashboard_cells"], params).fetchall()
+        return [
+            (tenant, day, ClaimState(state), n, EPOCH + timedelta(microseconds=first), zone)
+            for tenant, day, state, n, first, zone in rows
+        ]
+
+    def dashboard_claim(self, occurrence: Occurrence) -> Claim | None:
+        with self._read() as conn:
+            row = conn.execute(Q["get_claim"], _key(occurrence)).fetchone()
+        return None if row is None else make_claim(_row_datetimes(row))
+
+    def dashboard_day_due(self, job: str, *, first_day: date, last_day: date) -> dict[str, int]:
+        params = {**self.dashboard_window(first_day, last_day), "job": job}
+        with self._read() as conn:
+            rows = conn.execute(Q["dashboard_day_due"], self._dashboard_params(params))
+            return {day: int(due) for day, due in rows.fetchall()}
+
+    def dashboard_day_counts(
+        self, job: str, *, first_day: date, last_day: date, troubles_only: bool
+    ) -> list[tuple[str, ClaimState, int, datetime]]:
+        query = "dashboard_day_troubles" if troubles_only else "dashboard_day_counts"
+        params = {**self.dashboard_window(first_day, last_day), "job": job}
+        with self._read() as conn:
+            rows = conn.execute(Q[query], self._dashboard_params(params)).fetchall()
+        return [
+            (day, ClaimState(state), n, EPOCH + timedelta(microseconds=first))
+            for day, state, n, first in rows
+        ]
 
 
 def _key(occurrence: Occurrence) -> dict[str, Any]:

@@ -22,7 +22,7 @@ INSERT INTO cronclaim_migrations (version, name, applied_at) VALUES (:version, :
 -- name: get_claim
 -- The row of one occurrence.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
 WHERE job = :job AND tenant = :tenant AND scheduled_for = :scheduled_for;
 
@@ -34,7 +34,7 @@ VALUES (:job, :tenant, :scheduled_for, :local_time, :time_zone, :tick, 'claimed'
         :now, :lease_expires_at)
 ON CONFLICT DO NOTHING
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: take_claim
 -- Take a claimable row (pending or released and due, or claimed with its lease expired)
@@ -47,7 +47,7 @@ WHERE id = :id AND token = :seen_token
   AND ((state IN ('pending', 'released') AND retry_at <= :now)
        OR (state = 'claimed' AND lease_expires_at <= :now))
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: insert_claims_batch
 -- Fresh claims for each [job, tenant, scheduled_for, local_time, time_zone, tick] of the
@@ -61,14 +61,14 @@ FROM json_each(:batch)
 WHERE true
 ON CONFLICT DO NOTHING
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: claimable_in_batch
 -- Of the [job, tenant, scheduled_for] in the JSON array :batch, the rows that are
 -- claimable now.
 SELECT c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state, c.token,
        c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at, c.finished_at,
-       c.last_error, c.replays
+       c.last_error, c.replays, c.replayed_at
 FROM json_each(:batch) AS b
 JOIN cronclaim_claims AS c
   ON c.job = json_extract(b.value, '$[0]')
@@ -91,7 +91,7 @@ UPDATE cronclaim_claims
 SET lease_expires_at = :lease_expires_at
 WHERE id = :id AND token = :token AND state = 'claimed'
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: complete
 -- The current holder marks the occurrence done.
@@ -99,7 +99,7 @@ UPDATE cronclaim_claims
 SET state = 'done', finished_at = :now, lease_expires_at = NULL, last_error = NULL
 WHERE id = :id AND token = :token AND state = 'claimed'
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: complete_batch
 -- Complete each [id, token] of the JSON array :batch whose token is still current.
@@ -110,7 +110,7 @@ FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS t
 WHERE cronclaim_claims.id = b.id AND cronclaim_claims.token = b.token
   AND cronclaim_claims.state = 'claimed'
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: release
 -- The current holder gives the occurrence back, claimable again from :retry_at.
@@ -118,7 +118,7 @@ UPDATE cronclaim_claims
 SET state = 'released', retry_at = :retry_at, lease_expires_at = NULL, last_error = :error
 WHERE id = :id AND token = :token AND state = 'claimed'
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: fail
 -- The current holder marks the occurrence failed for good.
@@ -126,12 +126,12 @@ UPDATE cronclaim_claims
 SET state = 'failed', finished_at = :now, lease_expires_at = NULL, last_error = :error
 WHERE id = :id AND token = :token AND state = 'claimed'
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays;
+          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: get_claim_by_id
 -- The row with this id.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
 WHERE id = :id;
 
@@ -178,7 +178,7 @@ RETURNING id;
 -- name: due_waiting
 -- Pending and released rows of :job that are claimable now, earliest first.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
 WHERE job = :job AND state IN ('pending', 'released') AND retry_at <= :now
 ORDER BY retry_at
@@ -187,7 +187,7 @@ LIMIT :limit;
 -- name: due_expired
 -- Claimed rows of :job whose lease expired (their holder died or stopped heart-beating).
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
 WHERE job = :job AND state = 'claimed' AND lease_expires_at <= :now
 ORDER BY lease_expires_at
@@ -202,12 +202,13 @@ SET state = 'claimed', token = token + 1, attempt = attempt + 1, worker = :worke
 WHERE id = :id AND token = :token;
 
 -- name: windows_closed
--- Open rows of :job whose window has closed (scheduled_for < :cutoff): pending, released,
--- or claimed with an expired lease.
+-- Open rows of :job whose window has closed (it opened at the tick, or at the latest
+-- replay, before :cutoff): pending, released, or claimed with an expired lease.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
 WHERE job = :job AND scheduled_for < :cutoff
+  AND (replayed_at IS NULL OR replayed_at < :cutoff)
   AND (state IN ('pending', 'released') OR (state = 'claimed' AND lease_expires_at <= :now));
 
 -- name: close_window
@@ -244,7 +245,8 @@ SELECT scanned_through FROM cronclaim_jobs WHERE job = :job;
 INSERT INTO cronclaim_jobs (job, scanned_through, updated_at, worker)
 VALUES (:job, :through, :now, :worker)
 ON CONFLICT (job)
-DO UPDATE SET scanned_through = max(scanned_through, excluded.scanned_through),
+DO UPDATE SET scanned_through = max(COALESCE(scanned_through, excluded.scanned_through),
+                                  excluded.scanned_through),
               updated_at = excluded.updated_at, worker = excluded.worker;
 
 -- name: known_jobs
@@ -267,7 +269,7 @@ WHERE job = :job AND tick = :tick;
 -- name: ledger_not_done
 -- The occurrences of one tick of :job that are not done, failures first.
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays
+       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
 WHERE job = :job AND tick = :tick AND state <> 'done'
 ORDER BY CASE state WHEN 'failed' THEN 0 WHEN 'missed' THEN 1 WHEN 'released' THEN 2

@@ -20,6 +20,7 @@ CREATE TABLE cronclaim_claims (
     finished_at      timestamptz,
     last_error       text,
     replays          integer     NOT NULL DEFAULT 0,  -- times an operator made it claimable again
+    replayed_at      timestamptz,  -- the latest replay: its window runs from here
     CONSTRAINT cronclaim_claims_occurrence UNIQUE (job, tenant, scheduled_for)
 );
 
@@ -66,10 +67,47 @@ CREATE INDEX cronclaim_ticks_tick ON cronclaim_ticks (job, tick);
 -- restarted worker knows where to resume and can report any gap it will not cover.
 CREATE TABLE cronclaim_jobs (
     job             text        PRIMARY KEY,
-    scanned_through timestamptz NOT NULL,
+    scanned_through timestamptz,
+    last_success_at timestamptz,  -- the latest completion a worker recorded: the dead-man's switch
     updated_at      timestamptz NOT NULL,
     worker          text        NOT NULL
 );
+
+-- Audit and alert rules read what went wrong, by time; the happy path is not indexed.
+CREATE INDEX cronclaim_events_trouble ON cronclaim_events (at)
+    WHERE kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired');
+
+-- Alerts: one row per alert key with its current state; a transition and the
+-- deliveries it owes are written in one transaction, so a restart neither loses nor
+-- repeats them.
+CREATE TABLE cronclaim_alerts (
+    key         text        PRIMARY KEY,
+    rule        text        NOT NULL,
+    job         text,
+    state       text        NOT NULL CHECK (state IN ('open', 'resolved')),
+    severity    text        NOT NULL,
+    summary     text        NOT NULL,
+    details     text        NOT NULL,  -- JSON
+    opened_at   timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    resolved_at timestamptz
+);
+
+CREATE TABLE cronclaim_alert_outbox (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_key       text        NOT NULL,
+    action          text        NOT NULL CHECK (action IN ('trigger', 'resolve')),
+    sink            text        NOT NULL,
+    payload         text        NOT NULL,  -- the alert as JSON
+    state           text        NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts        integer     NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL,
+    next_attempt_at timestamptz NOT NULL,
+    sent_at         timestamptz,
+    last_error      text
+);
+CREATE INDEX cronclaim_alert_outbox_due ON cronclaim_alert_outbox (next_attempt_at)
+    WHERE state = 'pending';
 
 -- The history is append-only: nothing is updated away.
 CREATE FUNCTION cronclaim_events_append_only() RETURNS trigger
@@ -81,3 +119,9 @@ $$;
 
 CREATE TRIGGER cronclaim_events_append_only BEFORE UPDATE ON cronclaim_events
     FOR EACH ROW EXECUTE FUNCTION cronclaim_events_append_only();
+
+-- The dashboard: tenants with a failed or missed occurrence, in tenant order, a page at a
+-- time, and the failed and missed count of each day. Partial: rows enter when they fail
+-- or are missed (final states), so the claim lifecycle's happy path never touches it.
+CREATE INDEX cronclaim_claims_failed_missed ON cronclaim_claims (job, state, tenant, scheduled_for)
+    WHERE state IN ('failed', 'missed');

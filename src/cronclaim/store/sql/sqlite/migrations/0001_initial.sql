@@ -21,6 +21,7 @@ CREATE TABLE cronclaim_claims (
     finished_at      INTEGER,
     last_error       TEXT,
     replays          INTEGER NOT NULL DEFAULT 0,  -- times an operator made it claimable again
+    replayed_at      INTEGER,  -- the latest replay: its window runs from here
     UNIQUE (job, tenant, scheduled_for)
 );
 
@@ -67,13 +68,56 @@ CREATE INDEX cronclaim_ticks_tick ON cronclaim_ticks (job, tick);
 -- restarted worker knows where to resume and can report any gap it will not cover.
 CREATE TABLE cronclaim_jobs (
     job             TEXT    PRIMARY KEY,
-    scanned_through INTEGER NOT NULL,
+    scanned_through INTEGER,
+    last_success_at INTEGER,  -- the latest completion a worker recorded: the dead-man's switch
     updated_at      INTEGER NOT NULL,
     worker          TEXT    NOT NULL
 );
+
+-- Audit and alert rules read what went wrong, by time; the happy path is not indexed.
+CREATE INDEX cronclaim_events_trouble ON cronclaim_events (at)
+    WHERE kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired');
+
+-- Alerts: one row per alert key with its current state; a transition and the
+-- deliveries it owes are written in one transaction, so a restart neither loses nor
+-- repeats them.
+CREATE TABLE cronclaim_alerts (
+    key         TEXT    PRIMARY KEY,
+    rule        TEXT    NOT NULL,
+    job         TEXT,
+    state       TEXT    NOT NULL CHECK (state IN ('open', 'resolved')),
+    severity    TEXT    NOT NULL,
+    summary     TEXT    NOT NULL,
+    details     TEXT    NOT NULL,  -- JSON
+    opened_at   INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    resolved_at INTEGER
+);
+
+CREATE TABLE cronclaim_alert_outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_key       TEXT    NOT NULL,
+    action          TEXT    NOT NULL CHECK (action IN ('trigger', 'resolve')),
+    sink            TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,  -- the alert as JSON
+    state           TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    sent_at         INTEGER,
+    last_error      TEXT
+);
+CREATE INDEX cronclaim_alert_outbox_due ON cronclaim_alert_outbox (next_attempt_at)
+    WHERE state = 'pending';
 
 -- The history is append-only: nothing is updated away.
 CREATE TRIGGER cronclaim_events_append_only BEFORE UPDATE ON cronclaim_events
 BEGIN
     SELECT RAISE(ABORT, 'cronclaim_events is append-only');
 END;
+
+-- The dashboard: tenants with a failed or missed occurrence, in tenant order, a page at a
+-- time, and the failed and missed count of each day. Partial: rows enter when they fail
+-- or are missed (final states), so the claim lifecycle's happy path never touches it.
+CREATE INDEX cronclaim_claims_failed_missed ON cronclaim_claims (job, state, tenant, scheduled_for)
+    WHERE state IN ('failed', 'missed');
