@@ -83,10 +83,21 @@ def _translate(exc: Exception, where: str) -> StoreError:
         return DatabaseUnavailable(
             f"no connection to PostgreSQL at {where} became available: {exc}"
         )
-    if isinstance(exc, psycopg.OperationalError):
-        detail = " ".join(str(exc).split())
+    detail = " ".join(str(exc).split())
+    if isinstance(exc, psycopg.OperationalError) and _is_connection_failure(exc):
         return DatabaseUnavailable(f"cannot reach PostgreSQL at {where}: {detail}")
-    return StoreError(f"PostgreSQL at {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+    # A deadlock, a serialization failure or a statement timeout is not an outage: the
+    # message names it; callers treat every StoreError as worth one more try.
+    return StoreError(f"PostgreSQL at {where}: {type(exc).__name__}: {detail}")
+
+
+#: SQLSTATEs of a lost or refused connection: class 08, and the server shutting down.
+_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _is_connection_failure(exc: psycopg.OperationalError) -> bool:
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _CONNECTION_STATES
 
 
 class PostgresStore(Store):

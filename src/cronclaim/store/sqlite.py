@@ -387,10 +387,19 @@ class SQLiteStore(Store):
         error: str | None = None,
         detail: str | None = None,
     ) -> Claim:
-        """Run one token-guarded transition; record it, or record the stale refusal."""
+        """Run one token-guarded transition; record it, or record the stale refusal.
+
+        A ``timedelta`` in ``extra`` is an instant relative to now (a lease end, a retry
+        time), resolved inside the transaction.
+        """
         with self._write() as conn:
             now_us = to_us(self._now())
             params = {"id": claim.id, "token": claim.token, "now": now_us, **extra}
+            # Instants relative to now are computed here, under the write lock: a long
+            # wait for the lock must not shorten a lease or bring a retry forward.
+            for column, delta in list(params.items()):
+                if isinstance(delta, timedelta):
+                    params[column] = now_us + delta // MICROSECOND
             row = conn.execute(Q[query], params).fetchone()
             if row is not None:
                 updated = make_claim(_row_datetimes(row), occurrence=claim.occurrence)
@@ -430,8 +439,7 @@ class SQLiteStore(Store):
 
     def heartbeat(self, claim: Claim, *, lease: timedelta) -> Claim:
         require_positive(lease, "lease")
-        until = to_us(self._now() + lease)
-        return self._finish(claim, "heartbeat", "heartbeat", None, {"lease_expires_at": until})
+        return self._finish(claim, "heartbeat", "heartbeat", None, {"lease_expires_at": lease})
 
     def complete(self, claim: Claim) -> Claim:
         return self._finish(claim, "complete", "complete", EventKind.COMPLETED, {})
@@ -466,6 +474,8 @@ class SQLiteStore(Store):
                         detail="complete",
                     )
                     for c in stale
+                    # Only rows that exist have a history to record the refusal in.
+                    if conn.execute(Q["get_claim_by_id"], {"id": c.id}).fetchone() is not None
                 ],
             )
         return done, stale
@@ -481,13 +491,12 @@ class SQLiteStore(Store):
         if not isinstance(retry_after, timedelta) or retry_after < timedelta(0):
             raise InvalidInput(f"retry_after must be a timedelta >= 0, got {retry_after!r}")
         error = clip_error(error)
-        retry_at = to_us(self._now() + retry_after)
         return self._finish(
             claim,
             "release",
             "release",
             EventKind.RELEASED,
-            {"retry_at": retry_at, "error": error},
+            {"retry_at": retry_after, "error": error},
             error,
             dependency,
         )
