@@ -12,6 +12,17 @@ records and errors, stdlib and httpx; never cronclaim's store or worker):
   the small background HTTP server both services are built on.
 - ``inference``: the forecasting service and its clients.
 - ``push``: the APNs-shaped push gateway and its clients.
+- ``receivers``, ``postbacks``: local endpoints that record what is sent to them (pages,
+  partner postbacks, CDN purges), and the platform's outbox of postbacks.
+
+Above them, on cronclaim's app and worker (import them by module; this package does not
+load them):
+
+- ``jobs``: the reference application's four jobs, ``build_app(...)``.
+- ``naive``: the story's original code, a hand-rolled claim table, for the replay.
+- ``warm``: the inference service answering from models fitted up front.
+- ``incident``, ``timeline``: ``cronclaim demo``'s replay of the incident week and its
+  report; ``serve``: the live platform (``--serve``); ``command``: what the CLI calls.
 """
 
 from cronclaim.demo.errors import (
