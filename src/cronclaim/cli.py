@@ -420,7 +420,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         elif args.host in {"0.0.0.0", "::"}:  # noqa: S104 - reported, never the default
             hosts = ["*"]
         else:
-            hosts = [args.host, *LOOPBACK_HOSTS]
+            hosts = [f"[{args.host}]" if ":" in args.host else args.host, *LOOPBACK_HOSTS]
     store, close = open_for_reading(args)  # opens now: a bad database fails before serving
     jobs = load_app(args.app).jobs if args.app else {}
     token = token_from_environment()
@@ -433,7 +433,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     mode = "replays need CRONCLAIM_DASHBOARD_TOKEN" if token else (
         "read-only (set CRONCLAIM_DASHBOARD_TOKEN to allow replays)"
     )
-    print(f"cronclaim dashboard on http://{args.host}:{args.port}/ ({mode})", file=sys.stderr)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"cronclaim dashboard on http://{shown}:{args.port}/ ({mode})", file=sys.stderr)
     try:
         serve(
             create_app(store, jobs=jobs, token=token, allowed_hosts=hosts),
@@ -782,8 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[h for h in [env_default("CRONCLAIM_DASHBOARD_ALLOWED_HOSTS")] if h],
         metavar="NAME",
         help="a host name browsers may use to reach the dashboard, e.g. behind a proxy "
-        "(repeatable; env CRONCLAIM_DASHBOARD_ALLOWED_HOSTS, comma-separated; default: "
-        "127.0.0.1, localhost and ::1 on a loopback address)",
+        "(repeatable; env CRONCLAIM_DASHBOARD_ALLOWED_HOSTS, comma-separated; an IPv6 "
+        "address in brackets; default: 127.0.0.1, localhost and [::1] on a loopback "
+        "address)",
     )
     dashboard.add_argument(
         "--log-level",

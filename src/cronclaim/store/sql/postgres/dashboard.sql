@@ -129,26 +129,40 @@ LIMIT %(limit)s::integer;
 
 -- name: dashboard_tenants_problems_after
 -- The tenants of %(job)s with an occurrence that is not done in the window, after %(after)s,
--- ascending: failed and missed rows, then open ones, each from its own small index.
+-- ascending: a page from each small index (failed, missed, open rows), then merged. Each
+-- branch has its own limit, so none reads past its page even before ANALYZE.
 SELECT tenant
-FROM cronclaim_claims
-WHERE job = %(job)s AND state IN ('failed', 'missed')
-  AND tenant >= GREATEST(%(after)s::text, %(prefix)s::text) AND tenant <> %(after)s::text
-  AND tenant <= COALESCE(%(prefix_high)s::text,
-                         (SELECT MAX(tenant) FROM cronclaim_claims WHERE job = %(job)s))
-  AND starts_with(tenant, %(prefix)s::text)
-  AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
-  AND tick >= %(first)s AND tick < %(stop)s
-UNION
-SELECT tenant
-FROM cronclaim_claims
-WHERE job = %(job)s AND state IN ('pending', 'released', 'claimed')
-  AND tenant >= GREATEST(%(after)s::text, %(prefix)s::text) AND tenant <> %(after)s::text
-  AND tenant <= COALESCE(%(prefix_high)s::text,
-                         (SELECT MAX(tenant) FROM cronclaim_claims WHERE job = %(job)s))
-  AND starts_with(tenant, %(prefix)s::text)
-  AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
-  AND tick >= %(first)s AND tick < %(stop)s
+FROM (
+    (SELECT DISTINCT tenant FROM cronclaim_claims
+     WHERE job = %(job)s AND state IN ('failed', 'missed') AND state = 'failed'
+      AND tenant >= GREATEST(%(after)s::text, %(prefix)s::text) AND tenant <> %(after)s::text
+      AND tenant <= COALESCE(%(prefix_high)s::text,
+                             (SELECT MAX(tenant) FROM cronclaim_claims WHERE job = %(job)s))
+      AND starts_with(tenant, %(prefix)s::text)
+      AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
+      AND tick >= %(first)s AND tick < %(stop)s
+     ORDER BY tenant LIMIT %(limit)s::integer)
+    UNION
+    (SELECT DISTINCT tenant FROM cronclaim_claims
+     WHERE job = %(job)s AND state IN ('failed', 'missed') AND state = 'missed'
+      AND tenant >= GREATEST(%(after)s::text, %(prefix)s::text) AND tenant <> %(after)s::text
+      AND tenant <= COALESCE(%(prefix_high)s::text,
+                             (SELECT MAX(tenant) FROM cronclaim_claims WHERE job = %(job)s))
+      AND starts_with(tenant, %(prefix)s::text)
+      AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
+      AND tick >= %(first)s AND tick < %(stop)s
+     ORDER BY tenant LIMIT %(limit)s::integer)
+    UNION
+    (SELECT DISTINCT tenant FROM cronclaim_claims
+     WHERE job = %(job)s AND state IN ('pending', 'released', 'claimed')
+      AND tenant >= GREATEST(%(after)s::text, %(prefix)s::text) AND tenant <> %(after)s::text
+      AND tenant <= COALESCE(%(prefix_high)s::text,
+                             (SELECT MAX(tenant) FROM cronclaim_claims WHERE job = %(job)s))
+      AND starts_with(tenant, %(prefix)s::text)
+      AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
+      AND tick >= %(first)s AND tick < %(stop)s
+     ORDER BY tenant LIMIT %(limit)s::integer)
+) AS not_done
 ORDER BY tenant
 LIMIT %(limit)s::integer;
 
@@ -156,22 +170,34 @@ LIMIT %(limit)s::integer;
 -- The tenants of %(job)s with an occurrence that is not done in the window, before %(before)s,
 -- descending.
 SELECT tenant
-FROM cronclaim_claims
-WHERE job = %(job)s AND state IN ('failed', 'missed')
-  AND tenant >= %(prefix)s::text
-  AND tenant <= LEAST(%(before)s::text, %(prefix_high)s::text) AND tenant <> %(before)s::text
-  AND starts_with(tenant, %(prefix)s::text)
-  AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
-  AND tick >= %(first)s AND tick < %(stop)s
-UNION
-SELECT tenant
-FROM cronclaim_claims
-WHERE job = %(job)s AND state IN ('pending', 'released', 'claimed')
-  AND tenant >= %(prefix)s::text
-  AND tenant <= LEAST(%(before)s::text, %(prefix_high)s::text) AND tenant <> %(before)s::text
-  AND starts_with(tenant, %(prefix)s::text)
-  AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
-  AND tick >= %(first)s AND tick < %(stop)s
+FROM (
+    (SELECT DISTINCT tenant FROM cronclaim_claims
+     WHERE job = %(job)s AND state IN ('failed', 'missed') AND state = 'failed'
+      AND tenant >= %(prefix)s::text
+      AND tenant <= LEAST(%(before)s::text, %(prefix_high)s::text) AND tenant <> %(before)s::text
+      AND starts_with(tenant, %(prefix)s::text)
+      AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
+      AND tick >= %(first)s AND tick < %(stop)s
+     ORDER BY tenant DESC LIMIT %(limit)s::integer)
+    UNION
+    (SELECT DISTINCT tenant FROM cronclaim_claims
+     WHERE job = %(job)s AND state IN ('failed', 'missed') AND state = 'missed'
+      AND tenant >= %(prefix)s::text
+      AND tenant <= LEAST(%(before)s::text, %(prefix_high)s::text) AND tenant <> %(before)s::text
+      AND starts_with(tenant, %(prefix)s::text)
+      AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
+      AND tick >= %(first)s AND tick < %(stop)s
+     ORDER BY tenant DESC LIMIT %(limit)s::integer)
+    UNION
+    (SELECT DISTINCT tenant FROM cronclaim_claims
+     WHERE job = %(job)s AND state IN ('pending', 'released', 'claimed')
+      AND tenant >= %(prefix)s::text
+      AND tenant <= LEAST(%(before)s::text, %(prefix_high)s::text) AND tenant <> %(before)s::text
+      AND starts_with(tenant, %(prefix)s::text)
+      AND scheduled_for >= %(lo)s::timestamptz AND scheduled_for < %(hi)s::timestamptz
+      AND tick >= %(first)s AND tick < %(stop)s
+     ORDER BY tenant DESC LIMIT %(limit)s::integer)
+) AS not_done
 ORDER BY tenant DESC
 LIMIT %(limit)s::integer;
 

@@ -16,7 +16,9 @@ LIMIT %(limit)s;
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
        claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
-WHERE state = %(state)s AND (%(job)s::text IS NULL OR job = %(job)s::text)
+-- The literal IN lets the planner use the partial index whatever %(state)s is.
+WHERE state = %(state)s AND state IN ('failed', 'missed', 'released')
+  AND (%(job)s::text IS NULL OR job = %(job)s::text)
   AND scheduled_for >= %(since)s
 ORDER BY scheduled_for, job, tenant
 LIMIT %(limit)s;

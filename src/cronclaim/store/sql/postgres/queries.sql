@@ -115,6 +115,7 @@ WHERE NOT EXISTS (SELECT 1 FROM upd);
 
 -- name: acquire_batch_insert
 -- Fresh claims for every occurrence of the arrays that has no row yet, with their events.
+-- Returns each new row's key and the instants the server set: the caller knows the rest.
 WITH t AS (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now),
 ins AS (
     INSERT INTO cronclaim_claims AS c (job, tenant, scheduled_for, local_time, time_zone, tick,
@@ -135,7 +136,7 @@ ev AS (
     INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token)
     SELECT id, 'acquired', claimed_at, worker, attempt, token FROM ins
 )
-SELECT * FROM ins;
+SELECT id, job, tenant, scheduled_for, claimed_at, lease_expires_at FROM ins;
 
 -- name: acquire_batch_take
 -- Take every claimable row among the occurrences of the arrays, with their events.
@@ -306,32 +307,34 @@ FROM cronclaim_claims
 WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd);
 
 -- name: complete_batch
--- Complete every (id, token) of the arrays whose token is still current; record the
--- stale ones.
+-- Complete every (id, token) of the arrays whose token is still current, with their
+-- 'completed' events; returns their ids and finish time. A stale token changes nothing
+-- (the caller records the refusals with reject_stale_batch).
 WITH t AS (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now),
-b AS (
-    SELECT * FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[], %(attempts)b::integer[],
-                         %(workers)b::text[]) AS b(id, token, attempt, worker)
-),
 upd AS (
     UPDATE cronclaim_claims AS c
     SET state = 'done', finished_at = t.now, lease_expires_at = NULL, last_error = NULL
-    FROM b, t
-    WHERE c.id = b.id AND c.token = b.token AND c.state = 'claimed'
-    RETURNING c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick, c.state,
-              c.token, c.attempt, c.worker, c.claimed_at, c.lease_expires_at, c.retry_at,
-              c.finished_at, c.last_error, c.replays, c.replayed_at
+    FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[]) AS b(id, token), t
+    -- IS TRUE, as in heartbeat: the rows are found by id, not by scanning every claimed
+    -- row through cronclaim_claims_lease (a plan seen with thousands of claims held).
+    WHERE c.id = b.id AND c.token = b.token AND (c.state = 'claimed') IS TRUE
+    RETURNING c.id, c.finished_at, c.worker, c.attempt, c.token
 ),
 ev AS (
-    INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, detail)
-    SELECT id, 'completed', finished_at, worker, attempt, token, NULL FROM upd
-    UNION ALL
-    SELECT b.id, 'stale_rejected', t.now, b.worker, b.attempt, b.token, 'complete'
-    FROM b, t
-    WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = b.id)
-      AND EXISTS (SELECT 1 FROM cronclaim_claims AS c WHERE c.id = b.id)
+    INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token)
+    SELECT id, 'completed', finished_at, worker, attempt, token FROM upd
 )
-SELECT * FROM upd;
+SELECT id, finished_at FROM upd;
+
+-- name: reject_stale_batch
+-- Calls refused for their stale token, each (id, token, attempt, worker) of the arrays:
+-- record a 'stale_rejected' event naming %(action)s for each claim that exists.
+INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, detail)
+SELECT b.id, 'stale_rejected', COALESCE(%(now)s::timestamptz, statement_timestamp()),
+       b.worker, b.attempt, b.token, %(action)s
+FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[], %(attempts)b::integer[],
+            %(workers)b::text[]) AS b(id, token, attempt, worker)
+WHERE EXISTS (SELECT 1 FROM cronclaim_claims AS c WHERE c.id = b.id);
 
 -- name: events_of_claim
 -- An occurrence's history, oldest first.

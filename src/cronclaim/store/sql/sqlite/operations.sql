@@ -17,7 +17,9 @@ LIMIT :limit;
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
        claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
-WHERE state = :state AND (:job IS NULL OR job = :job) AND scheduled_for >= :since
+-- The literal IN lets the planner use the partial index whatever :state is.
+WHERE state = :state AND state IN ('failed', 'missed', 'released')
+  AND (:job IS NULL OR job = :job) AND scheduled_for >= :since
 ORDER BY scheduled_for, job, tenant
 LIMIT :limit;
 

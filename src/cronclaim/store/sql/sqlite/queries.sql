@@ -51,7 +51,8 @@ RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, to
 
 -- name: insert_claims_batch
 -- Fresh claims for each [job, tenant, scheduled_for, local_time, time_zone, tick] of the
--- JSON array :batch; occurrences that already have a row are left alone.
+-- JSON array :batch; occurrences that already have a row are left alone. Returns the key
+-- of each row inserted: the caller knows the rest.
 INSERT INTO cronclaim_claims (job, tenant, scheduled_for, local_time, time_zone, tick, state, token,
                               attempt, worker, claimed_at, lease_expires_at)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
@@ -60,8 +61,7 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(va
 FROM json_each(:batch)
 WHERE true
 ON CONFLICT DO NOTHING
-RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
+RETURNING id, job, tenant, scheduled_for;
 
 -- name: claimable_in_batch
 -- Of the [job, tenant, scheduled_for] in the JSON array :batch, the rows that are
@@ -102,15 +102,15 @@ RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, to
           claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: complete_batch
--- Complete each [id, token] of the JSON array :batch whose token is still current.
+-- Complete each [id, token] of the JSON array :batch whose token is still current; returns
+-- their ids.
 UPDATE cronclaim_claims
 SET state = 'done', finished_at = :now, lease_expires_at = NULL, last_error = NULL
 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token
       FROM json_each(:batch)) AS b
 WHERE cronclaim_claims.id = b.id AND cronclaim_claims.token = b.token
   AND cronclaim_claims.state = 'claimed'
-RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
+RETURNING id;
 
 -- name: release
 -- The current holder gives the occurrence back, claimable again from :retry_at.
@@ -139,6 +139,16 @@ WHERE id = :id;
 -- Append one event to a claim's history.
 INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token, error, detail)
 VALUES (:claim_id, :kind, :at, :worker, :attempt, :token, :error, :detail);
+
+-- name: insert_events_batch
+-- One :kind event at :at for each claim id of the JSON array :ids, naming the worker,
+-- attempt and token its row holds: the transition it records was just written, in this
+-- transaction. One statement, where one insert per event cost four times as much.
+INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token)
+SELECT c.id, :kind, :at, c.worker, c.attempt, c.token
+FROM json_each(:ids) AS b
+CROSS JOIN cronclaim_claims AS c
+WHERE c.id = b.value;
 
 -- name: events_of_claim
 -- An occurrence's history, oldest first.
@@ -194,12 +204,15 @@ ORDER BY lease_expires_at
 LIMIT :limit;
 
 -- name: take_found
--- Take a row found claimable inside this write transaction.
+-- Take the rows found claimable inside this write transaction, each [id, token] of the
+-- JSON array :batch.
 UPDATE cronclaim_claims
 SET state = 'claimed', token = token + 1, attempt = attempt + 1, worker = :worker,
     claimed_at = :now, lease_expires_at = :lease_expires_at, retry_at = NULL,
     finished_at = NULL
-WHERE id = :id AND token = :token;
+FROM (SELECT json_extract(value, '$[0]') AS found_id, json_extract(value, '$[1]') AS found_token
+      FROM json_each(:batch)) AS b
+WHERE id = b.found_id AND token = b.found_token;
 
 -- name: windows_closed
 -- Open rows of :job whose window has closed (it opened at the tick, or at the latest

@@ -121,3 +121,8 @@ END;
 -- or are missed (final states), so the claim lifecycle's happy path never touches it.
 CREATE INDEX cronclaim_claims_failed_missed ON cronclaim_claims (job, state, tenant, scheduled_for)
     WHERE state IN ('failed', 'missed');
+
+-- The audit, over every job: what went wrong, by when it was due. Only rows that went
+-- wrong enter it.
+CREATE INDEX cronclaim_claims_trouble ON cronclaim_claims (state, scheduled_for)
+    WHERE state IN ('failed', 'missed', 'released');
