@@ -9,8 +9,10 @@ import importlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -133,6 +135,12 @@ def configure_logging(level: str, log_format: str) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # A stop asked for while the app is still loading (a deploy that changes its mind)
+    # is honoured once the worker exists, instead of killing the process mid-import.
+    early_stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: early_stop.set())
+
     from cronclaim.alerts import load_alert_config
     from cronclaim.metrics import Metrics
     from cronclaim.worker import Worker
@@ -152,6 +160,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         alerts=alerts,
         metrics=metrics,
     )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    if early_stop.is_set():
+        return 0
     if metrics is not None:
         try:
             metrics.serve(args.metrics_port, args.metrics_host)
