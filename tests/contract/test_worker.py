@@ -426,3 +426,42 @@ def test_a_worker_restarted_at_its_watermark_still_wakes_for_the_next_tick(
     simulate(app, MONDAY + timedelta(days=1, hours=9), catch_up="1m")
 
     assert started == [MONDAY + timedelta(days=1, hours=5)] * 2  # 07:00 in Madrid
+
+
+def test_the_worker_does_what_run_release_and_run_fail_ask(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """A job that handles a non-OK answer without raising (the seed's `res.ok == false`
+    branch) settles through run.release()/run.fail(): the worker must not complete it."""
+    clock.set(MONDAY)
+    app = make_app()
+    attempts: list[tuple[str, int, datetime]] = []
+
+    @app.job(
+        "push",
+        cron="0 7 * * *",
+        window="3h",
+        tenants=lambda: [Tenant(id="soft"), Tenant(id="hard")],
+        retry=Backoff(first=600, max_attempts=5),
+    )
+    def push(tenant: Tenant, run: Any) -> None:
+        attempts.append((tenant.id, run.attempt, clock.now()))
+        if tenant.id == "soft" and run.attempt == 1:
+            run.release("inference answered 503", retry_after=timedelta(seconds=45))
+        elif tenant.id == "hard":
+            run.fail("restaurant closed for good")
+
+    simulate(app, MONDAY + timedelta(hours=8), catch_up="1m")
+
+    tick = MONDAY + timedelta(hours=7)
+    soft = [(a, t - tick) for who, a, t in attempts if who == "soft"]
+    assert soft == [(1, timedelta(0)), (2, timedelta(seconds=45))]
+    hard = app.store.get(Occurrence(job="push", tenant="hard", scheduled_for=tick))
+    assert hard is not None and hard.state is ClaimState.FAILED
+    assert (hard.attempt, hard.last_error) == (1, "restaurant closed for good")
+    released = [
+        e
+        for e in app.store.events(Occurrence(job="push", tenant="soft", scheduled_for=tick))
+        if e.kind is EventKind.RELEASED
+    ]
+    assert [e.error for e in released] == ["inference answered 503"]

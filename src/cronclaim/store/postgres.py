@@ -44,9 +44,13 @@ from cronclaim.store.rows import (
 from cronclaim.store.rows import (
     check_call,
     clip_error,
+    completed_claim,
+    fresh_claim,
     make_claim,
+    make_claims,
     make_event,
     refusal_reason,
+    text_forms,
 )
 
 try:
@@ -239,7 +243,17 @@ class PostgresStore(Store):
         with self._conn() as conn:
             # Binary rows: a thousand rows of timestamps parse in half the time.
             rows = conn.execute(Q["acquire_batch_insert"], params, binary=True).fetchall()
-            won = [make_claim(r, occurrence=by_key[r[1], r[2], r[3]]) for r in rows]
+            # The new rows hold what this call sent, and the instants the server set.
+            won = [
+                fresh_claim(
+                    row_id,
+                    by_key[job, tenant, scheduled_for],
+                    worker=worker,
+                    claimed_at=claimed_at,
+                    lease_expires_at=lease_expires_at,
+                )
+                for row_id, job, tenant, scheduled_for, claimed_at, lease_expires_at in rows
+            ]
             if len(won) == len(by_key):
                 return won
             inserted = {(r[1], r[2], r[3]) for r in rows}
@@ -306,18 +320,30 @@ class PostgresStore(Store):
         by_id = {c.id: c for c in claims}
         if not by_id:
             return [], []
-        params = {
-            "ids": list(by_id),
-            "tokens": [c.token for c in by_id.values()],
-            "attempts": [c.attempt for c in by_id.values()],
-            "workers": [c.worker for c in by_id.values()],
-            "now": self._now_param(),
-        }
+        now = self._now_param()
+        params = {"ids": list(by_id), "tokens": [c.token for c in by_id.values()], "now": now}
         with self._conn() as conn:
             rows = conn.execute(Q["complete_batch"], params, binary=True).fetchall()
-        done = [make_claim(r, occurrence=by_id[r[0]].occurrence) for r in rows]
-        finished = {c.id for c in done}
-        return done, [c for c in by_id.values() if c.id not in finished]
+            if len(rows) == len(by_id):
+                stale: list[Claim] = []
+            else:
+                # Refused for a stale token: nothing changed; record the refusals, as
+                # complete() does, in a second statement.
+                completed = {row[0] for row in rows}
+                stale = [c for c in by_id.values() if c.id not in completed]
+                conn.execute(
+                    Q["reject_stale_batch"],
+                    {
+                        "ids": [c.id for c in stale],
+                        "tokens": [c.token for c in stale],
+                        "attempts": [c.attempt for c in stale],
+                        "workers": [c.worker for c in stale],
+                        "action": "complete",
+                        "now": now,
+                    },
+                )
+        done = [completed_claim(by_id[row_id], finished_at) for row_id, finished_at in rows]
+        return done, stale
 
     def release(
         self,
@@ -374,7 +400,7 @@ class PostgresStore(Store):
         }
         with self._conn() as conn:
             rows = conn.execute(Q["acquire_due"], params).fetchall()
-        return [make_claim(r[:W], prior_state=r[W], prior_worker=r[W + 1]) for r in rows]
+        return make_claims(rows, with_prior=True)
 
     def close_windows(
         self,
@@ -779,8 +805,9 @@ class PostgresStore(Store):
         }
         with self._conn() as conn:
             rows = conn.execute(Q["dashboard_cells"], params).fetchall()
+        states = {state.value: state for state in ClaimState}  # a lookup, not an enum call
         return [
-            (tenant, day, ClaimState(state), n, first, zone)
+            (tenant, day, states[state], n, first, zone)
             for tenant, day, state, n, first, zone in rows
         ]
 
@@ -836,13 +863,14 @@ def _key(occurrence: Occurrence) -> dict[str, Any]:
 
 def _columns(occurrences: Sequence[Occurrence]) -> dict[str, Any]:
     """The occurrences as the parallel arrays the batch statements unnest."""
+    forms = text_forms(occurrences)
     return {
         "jobs": [o.job for o in occurrences],
         "tenants": [o.tenant for o in occurrences],
         "scheduled_fors": [o.scheduled_for for o in occurrences],
-        "local_times": [_local_text(o) for o in occurrences],
-        "time_zones": [o.time_zone for o in occurrences],
-        "ticks": [o.tick for o in occurrences],
+        "local_times": [f[0] for f in forms],
+        "time_zones": [f[1] for f in forms],
+        "ticks": [f[2] for f in forms],
     }
 
 

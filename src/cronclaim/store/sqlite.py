@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,10 +52,14 @@ from cronclaim.store.rows import (
 from cronclaim.store.rows import (
     check_call,
     clip_error,
+    completed_claim,
+    fresh_claim,
     is_claimable,
     make_claim,
+    make_claims,
     make_event,
     refusal_reason,
+    text_forms,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -123,6 +127,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
         parent = Path(self.path).parent
         if not parent.is_dir():
@@ -152,7 +157,7 @@ class SQLiteStore(Store):
                 isolation_level=None,
                 check_same_thread=True,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
@@ -160,6 +165,20 @@ class SQLiteStore(Store):
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting out another connection's write. SQLite answers "locked"
+        at once here, without its busy handler: two workers opening a new file together
+        (one creating the schema) failed on it."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -171,25 +190,40 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding SQLite's write lock from the start."""
+        """A write transaction holding SQLite's write lock from the start.
+
+        Threads of this process queue on a lock of their own first: SQLite's busy
+        handler sleeps in growing steps (up to 100 ms) while another connection writes,
+        so two threads of one worker (fan-out, completions, heartbeats) handing the
+        database back and forth lost most of their time asleep. Other processes are
+        still kept out by SQLite's lock, and waited for by its busy handler.
+        """
         conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise DatabaseUnavailable(
+                f"SQLite database {self.path}: another thread of this process kept the "
+                f"write lock for more than {self.busy_timeout:g}s"
+            )
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
-        try:
-            yield conn
-        except BaseException as exc:
-            # The original error matters more; the transaction is gone anyway.
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                # The original error matters more; the transaction is gone anyway.
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, self.path) from exc
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        finally:
+            self._write_lock.release()
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -327,54 +361,96 @@ class SQLiteStore(Store):
             raise InvalidInput(
                 f"a batch holds at most {MAX_BATCH} occurrences, got {len(occurrences)}"
             )
-        by_key = {(o.job, o.tenant, to_us(o.scheduled_for)): o for o in occurrences}
+        instants: dict[datetime, int] = {}  # a fan-out's occurrences share a few ticks
+        by_key: dict[tuple[str, str, int], Occurrence] = {}
+        for o in occurrences:
+            at = instants.get(o.scheduled_for)
+            if at is None:
+                at = instants[o.scheduled_for] = to_us(o.scheduled_for)
+            by_key[o.job, o.tenant, at] = o
         if not by_key:
             return []
         batch = json.dumps(
-            [[*key, _local_text(o), o.time_zone, o.tick] for key, o in by_key.items()]
+            [
+                [*key, *forms]
+                for key, forms in zip(by_key, text_forms(by_key.values()), strict=True)
+            ]
         )
-        won: list[Claim] = []
+        taken: list[Claim] = []
+        rows: list[list[Any]] = []
         with self._write() as conn:
             now = self._now()
             now_us, until_us = to_us(now), to_us(now + lease)
-            rows = conn.execute(
+            # Every statement here returns at most one row: see claims_after.
+            before = conn.execute(Q["max_claim_id"]).fetchone()[0]
+            inserted = conn.execute(
                 Q["insert_claims_batch"],
                 {"batch": batch, "worker": worker, "now": now_us, "lease_expires_at": until_us},
-            ).fetchall()
-            for row in rows:
-                won.append(
-                    make_claim(_row_datetimes(row), occurrence=by_key[row[1], row[2], row[3]])
+            ).rowcount
+            if inserted:
+                conn.execute(
+                    Q["insert_events_after"],
+                    {"after": before, "kind": EventKind.ACQUIRED.value, "at": now_us},
                 )
-            conn.executemany(
-                Q["insert_event"],
-                [_event_params(c.id, EventKind.ACQUIRED, now_us, worker, 1, 1) for c in won],
+                rows = json.loads(conn.execute(Q["claims_after"], {"after": before}).fetchone()[0])
+                if len(rows) != inserted:  # pragma: no cover - ids reached 2**63
+                    raise StoreError(
+                        f"SQLite database {self.path}: {inserted} claims inserted but "
+                        f"{len(rows)} found above id {before}"
+                    )
+            if inserted < len(by_key):
+                taken = self._take_batch(conn, by_key, rows, worker, now_us, until_us)
+        # The inserted rows hold what this call wrote (only their keys were read back):
+        # the claims are built here, once the write lock is released.
+        claimed_at = EPOCH + timedelta(microseconds=now_us)
+        lease_expires_at = EPOCH + timedelta(microseconds=until_us)
+        won = [
+            fresh_claim(
+                row_id,
+                by_key[job, tenant, scheduled_for],
+                worker=worker,
+                claimed_at=claimed_at,
+                lease_expires_at=lease_expires_at,
             )
-            if len(rows) == len(by_key):
-                return won
-            inserted = {(row[1], row[2], row[3]) for row in rows}
-            rest = json.dumps([list(key) for key in by_key if key not in inserted])
-            for row in conn.execute(
-                Q["claimable_in_batch"], {"batch": rest, "now": now_us}
-            ).fetchall():
-                seen = make_claim(_row_datetimes(row), occurrence=by_key[row[1], row[2], row[3]])
-                taken = conn.execute(
-                    Q["take_claim"],
-                    {
-                        "id": seen.id,
-                        "seen_token": seen.token,
-                        "worker": worker,
-                        "now": now_us,
-                        "lease_expires_at": until_us,
-                    },
-                ).fetchone()
-                claim = make_claim(
-                    _row_datetimes(taken),
-                    occurrence=seen.occurrence,
-                    prior_state=seen.state.value,
-                    prior_worker=seen.worker,
-                )
-                self._record_acquisition(conn, seen, claim, now_us)
-                won.append(claim)
+            for row_id, job, tenant, scheduled_for in rows
+        ]
+        won.extend(taken)
+        return won
+
+    def _take_batch(
+        self,
+        conn: sqlite3.Connection,
+        by_key: dict[tuple[str, str, int], Occurrence],
+        rows: list[list[Any]],
+        worker: str,
+        now_us: int,
+        until_us: int,
+    ) -> list[Claim]:
+        """Of the occurrences of a batch that already had a row, take the claimable."""
+        won: list[Claim] = []
+        inserted = {(row[1], row[2], row[3]) for row in rows}
+        rest = json.dumps([list(key) for key in by_key if key not in inserted])
+        found = conn.execute(Q["claimable_in_batch"], {"batch": rest, "now": now_us}).fetchall()
+        for row in found:
+            seen = make_claim(_row_datetimes(row), occurrence=by_key[row[1], row[2], row[3]])
+            taken = conn.execute(
+                Q["take_claim"],
+                {
+                    "id": seen.id,
+                    "seen_token": seen.token,
+                    "worker": worker,
+                    "now": now_us,
+                    "lease_expires_at": until_us,
+                },
+            ).fetchone()
+            claim = make_claim(
+                _row_datetimes(taken),
+                occurrence=seen.occurrence,
+                prior_state=seen.state.value,
+                prior_worker=seen.worker,
+            )
+            self._record_acquisition(conn, seen, claim, now_us)
+            won.append(claim)
         return won
 
     def _finish(
@@ -453,17 +529,24 @@ class SQLiteStore(Store):
         batch = json.dumps([[c.id, c.token] for c in by_id.values()])
         with self._write() as conn:
             now_us = to_us(self._now())
-            rows = conn.execute(Q["complete_batch"], {"batch": batch, "now": now_us}).fetchall()
-            done = [make_claim(_row_datetimes(r), occurrence=by_id[r[0]].occurrence) for r in rows]
-            finished = {c.id for c in done}
-            stale = [c for c in by_id.values() if c.id not in finished]
+            # Every statement here returns at most one row: see claims_after.
+            found = conn.execute(Q["completable_in_batch"], {"batch": batch}).fetchone()[0]
+            finished: list[int] = json.loads(found)
+            if finished:
+                ids = json.dumps(finished)
+                conn.execute(Q["complete_batch"], {"ids": ids, "now": now_us})
+                conn.execute(
+                    Q["insert_events_batch"],
+                    {"ids": ids, "kind": EventKind.COMPLETED.value, "at": now_us},
+                )
+            if len(finished) == len(by_id):
+                stale: list[Claim] = []
+            else:
+                completed = set(finished)
+                stale = [c for c in by_id.values() if c.id not in completed]
             conn.executemany(
                 Q["insert_event"],
                 [
-                    _event_params(c.id, EventKind.COMPLETED, now_us, c.worker, c.attempt, c.token)
-                    for c in done
-                ]
-                + [
                     _event_params(
                         c.id,
                         EventKind.STALE_REJECTED,
@@ -478,6 +561,8 @@ class SQLiteStore(Store):
                     if conn.execute(Q["get_claim_by_id"], {"id": c.id}).fetchone() is not None
                 ],
             )
+        finished_at = EPOCH + timedelta(microseconds=now_us)
+        done = [completed_claim(by_id[claim_id], finished_at) for claim_id in finished]
         return done, stale
 
     def release(
@@ -512,10 +597,11 @@ class SQLiteStore(Store):
     def enqueue(self, due: Sequence[tuple[Occurrence, datetime]]) -> int:
         if not due:
             return 0
+        forms = text_forms(o for o, _ in due)
         batch = json.dumps(
             [
-                [*_key_list(o), _local_text(o), o.time_zone, o.tick, to_us(not_before)]
-                for o, not_before in due
+                [*_key_list(o), *texts, to_us(not_before)]
+                for (o, not_before), texts in zip(due, forms, strict=True)
             ]
         )
         with self._write() as conn:
@@ -526,7 +612,10 @@ class SQLiteStore(Store):
             return 0
         reason = clip_error(reason) or ""
         batch = json.dumps(
-            [[*_key_list(o), _local_text(o), o.time_zone, o.tick] for o in occurrences]
+            [
+                [*_key_list(o), *texts]
+                for o, texts in zip(occurrences, text_forms(occurrences), strict=True)
+            ]
         )
         with self._write() as conn:
             now_us = to_us(self._now())
@@ -551,29 +640,29 @@ class SQLiteStore(Store):
             now = self._now()
             now_us, until_us = to_us(now), to_us(now + lease)
             params = {"job": job, "now": now_us, "limit": limit}
-            rows = conn.execute(Q["due_expired"], params).fetchall()
-            rows += conn.execute(Q["due_waiting"], params).fetchall()
-            found = sorted(
-                (make_claim(_row_datetimes(r)) for r in rows),
-                key=lambda c: (c.occurrence.scheduled_for, c.id),
-            )[:limit]
-            conn.executemany(
+            # Each as one JSON value: see claims_after.
+            rows = json.loads(conn.execute(Q["due_expired"], params).fetchone()[0])
+            rows += json.loads(conn.execute(Q["due_waiting"], params).fetchone()[0])
+            rows.sort(key=lambda r: (r[3], r[0]))  # scheduled_for, id
+            found = make_claims(_row_datetimes(r) for r in rows[:limit])
+            if not found:
+                return won
+            conn.execute(
                 Q["take_found"],
-                [
-                    {
-                        "id": c.id,
-                        "token": c.token,
-                        "worker": worker,
-                        "now": now_us,
-                        "lease_expires_at": until_us,
-                    }
-                    for c in found
-                ],
+                {
+                    "batch": json.dumps([[c.id, c.token] for c in found]),
+                    "worker": worker,
+                    "now": now_us,
+                    "lease_expires_at": until_us,
+                },
             )
-            claimed_at, lease_expires_at = from_us(now_us), from_us(until_us)
+            claimed_at = EPOCH + timedelta(microseconds=now_us)
+            lease_expires_at = EPOCH + timedelta(microseconds=until_us)
+            retries: list[int] = []
             for seen in found:
-                claim = replace(
-                    seen,
+                claim = Claim(
+                    id=seen.id,
+                    occurrence=seen.occurrence,
                     state=ClaimState.CLAIMED,
                     token=seen.token + 1,
                     attempt=seen.attempt + 1,
@@ -582,11 +671,22 @@ class SQLiteStore(Store):
                     lease_expires_at=lease_expires_at,
                     retry_at=None,
                     finished_at=None,
+                    last_error=seen.last_error,
+                    replays=seen.replays,
+                    replayed_at=seen.replayed_at,
                     prior_state=seen.state,
                     prior_worker=seen.worker,
                 )
-                self._record_acquisition(conn, seen, claim, now_us)
+                if seen.state is ClaimState.CLAIMED:
+                    self._record_acquisition(conn, seen, claim, now_us)  # a takeover
+                else:
+                    retries.append(claim.id)
                 won.append(claim)
+            if retries:
+                conn.execute(
+                    Q["insert_events_batch"],
+                    {"ids": json.dumps(retries), "kind": EventKind.ACQUIRED.value, "at": now_us},
+                )
         return won
 
     def close_windows(
@@ -1110,8 +1210,9 @@ class SQLiteStore(Store):
         )
         with self._read() as conn:
             rows = conn.execute(Q["dashboard_cells"], params).fetchall()
+        states = {state.value: state for state in ClaimState}  # a lookup, not an enum call
         return [
-            (tenant, day, ClaimState(state), n, EPOCH + timedelta(microseconds=first), zone)
+            (tenant, day, states[state], n, EPOCH + timedelta(microseconds=first), zone)
             for tenant, day, state, n, first, zone in rows
         ]
 

@@ -352,9 +352,9 @@ INSERT INTO cronclaim_claims (job, tenant, scheduled_for, local_time, time_zone,
                               token, attempt, retry_at)
 SELECT b.job, b.tenant, b.scheduled_for, b.local_time, b.time_zone, b.tick, 'pending', 0, 0,
        b.not_before
-FROM unnest(%(jobs)s::text[], %(tenants)s::text[], %(scheduled_fors)s::timestamptz[],
-            %(local_times)s::text[], %(time_zones)s::text[], %(ticks)s::text[],
-            %(not_befores)s::timestamptz[])
+FROM unnest(%(jobs)b::text[], %(tenants)b::text[], %(scheduled_fors)b::timestamptz[],
+            %(local_times)b::text[], %(time_zones)b::text[], %(ticks)b::text[],
+            %(not_befores)b::timestamptz[])
      AS b(job, tenant, scheduled_for, local_time, time_zone, tick, not_before)
 ON CONFLICT DO NOTHING;
 
@@ -367,8 +367,8 @@ ins AS (
                                        state, token, attempt, finished_at, last_error)
     SELECT b.job, b.tenant, b.scheduled_for, b.local_time, b.time_zone, b.tick, 'missed', 0, 0,
            t.now, %(reason)s
-    FROM unnest(%(jobs)s::text[], %(tenants)s::text[], %(scheduled_fors)s::timestamptz[],
-                %(local_times)s::text[], %(time_zones)s::text[], %(ticks)s::text[])
+    FROM unnest(%(jobs)b::text[], %(tenants)b::text[], %(scheduled_fors)b::timestamptz[],
+                %(local_times)b::text[], %(time_zones)b::text[], %(ticks)b::text[])
          AS b(job, tenant, scheduled_for, local_time, time_zone, tick),
          t
     ON CONFLICT DO NOTHING

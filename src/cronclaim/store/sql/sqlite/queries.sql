@@ -51,8 +51,8 @@ RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, to
 
 -- name: insert_claims_batch
 -- Fresh claims for each [job, tenant, scheduled_for, local_time, time_zone, tick] of the
--- JSON array :batch; occurrences that already have a row are left alone. Returns the key
--- of each row inserted: the caller knows the rest.
+-- JSON array :batch; occurrences that already have a row are left alone. No RETURNING:
+-- the rows inserted are read back as one value (claims_after), see max_claim_id.
 INSERT INTO cronclaim_claims (job, tenant, scheduled_for, local_time, time_zone, tick, state, token,
                               attempt, worker, claimed_at, lease_expires_at)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
@@ -60,8 +60,29 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(va
        'claimed', 1, 1, :worker, :now, :lease_expires_at
 FROM json_each(:batch)
 WHERE true
-ON CONFLICT DO NOTHING
-RETURNING id, job, tenant, scheduled_for;
+ON CONFLICT DO NOTHING;
+
+-- name: max_claim_id
+-- The highest claim id. Inside a write transaction, the rows inserted after this read
+-- are those above it: SQLite gives a new row the highest id plus one.
+SELECT COALESCE(MAX(id), 0) FROM cronclaim_claims;
+
+-- name: claims_after
+-- [id, job, tenant, scheduled_for] of every claim above :after, as one JSON array: one
+-- value to read instead of one row per claim. (Python's sqlite3 hands the GIL over and
+-- back for every row it steps to; with the event loop busy, each cost up to the
+-- interpreter's 5 ms switch interval, with SQLite's write lock held.)
+SELECT json_group_array(json_array(id, job, tenant, scheduled_for))
+FROM cronclaim_claims
+WHERE id > :after;
+
+-- name: insert_events_after
+-- One :kind event at :at for each claim above :after (the claims this transaction
+-- inserted), naming the worker, attempt and token its row holds.
+INSERT INTO cronclaim_events (claim_id, kind, at, worker, attempt, token)
+SELECT id, :kind, :at, worker, attempt, token
+FROM cronclaim_claims
+WHERE id > :after;
 
 -- name: claimable_in_batch
 -- Of the [job, tenant, scheduled_for] in the JSON array :batch, the rows that are
@@ -101,16 +122,21 @@ WHERE id = :id AND token = :token AND state = 'claimed'
 RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
           claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
+-- name: completable_in_batch
+-- Of each [id, token] of the JSON array :batch, the ids whose token is current and whose
+-- row is claimed, as one JSON array (one value to read, see claims_after).
+SELECT json_group_array(c.id)
+FROM json_each(:batch) AS b
+CROSS JOIN cronclaim_claims AS c
+WHERE c.id = json_extract(b.value, '$[0]') AND c.token = json_extract(b.value, '$[1]')
+  AND c.state = 'claimed';
+
 -- name: complete_batch
--- Complete each [id, token] of the JSON array :batch whose token is still current; returns
--- their ids.
+-- Complete the claims of the JSON array of ids :ids, found completable (by
+-- completable_in_batch) inside this write transaction.
 UPDATE cronclaim_claims
 SET state = 'done', finished_at = :now, lease_expires_at = NULL, last_error = NULL
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token
-      FROM json_each(:batch)) AS b
-WHERE cronclaim_claims.id = b.id AND cronclaim_claims.token = b.token
-  AND cronclaim_claims.state = 'claimed'
-RETURNING id;
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'claimed';
 
 -- name: release
 -- The current holder gives the occurrence back, claimable again from :retry_at.
@@ -186,22 +212,26 @@ ON CONFLICT DO NOTHING
 RETURNING id;
 
 -- name: due_waiting
--- Pending and released rows of :job that are claimable now, earliest first.
-SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
-FROM cronclaim_claims
-WHERE job = :job AND state IN ('pending', 'released') AND retry_at <= :now
-ORDER BY retry_at
-LIMIT :limit;
+-- Pending and released rows of :job that are claimable now, earliest first, as one JSON
+-- array of rows (one value to read, see claims_after).
+SELECT json_group_array(json_array(id, job, tenant, scheduled_for, local_time, time_zone, tick,
+                                   state, token, attempt, worker, claimed_at, lease_expires_at,
+                                   retry_at, finished_at, last_error, replays, replayed_at))
+FROM (SELECT * FROM cronclaim_claims
+      WHERE job = :job AND state IN ('pending', 'released') AND retry_at <= :now
+      ORDER BY retry_at
+      LIMIT :limit);
 
 -- name: due_expired
--- Claimed rows of :job whose lease expired (their holder died or stopped heart-beating).
-SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-       claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
-FROM cronclaim_claims
-WHERE job = :job AND state = 'claimed' AND lease_expires_at <= :now
-ORDER BY lease_expires_at
-LIMIT :limit;
+-- Claimed rows of :job whose lease expired (their holder died or stopped heart-beating),
+-- as one JSON array of rows.
+SELECT json_group_array(json_array(id, job, tenant, scheduled_for, local_time, time_zone, tick,
+                                   state, token, attempt, worker, claimed_at, lease_expires_at,
+                                   retry_at, finished_at, last_error, replays, replayed_at))
+FROM (SELECT * FROM cronclaim_claims
+      WHERE job = :job AND state = 'claimed' AND lease_expires_at <= :now
+      ORDER BY lease_expires_at
+      LIMIT :limit);
 
 -- name: take_found
 -- Take the rows found claimable inside this write transaction, each [id, token] of the
