@@ -46,9 +46,11 @@ from cronclaim.store.rows import (
     clip_error,
     completed_claim,
     fresh_claim,
+    make_alert_state,
     make_claim,
     make_claims,
     make_event,
+    make_outbox_item,
     refusal_reason,
     text_forms,
 )
@@ -637,12 +639,12 @@ class PostgresStore(Store):
     def alerts(self, *, open_only: bool = True) -> list[AlertState]:
         with self._conn() as conn:
             rows = conn.execute(Q["alerts_open" if open_only else "alerts_all"]).fetchall()
-        return [_alert(r) for r in rows]
+        return [make_alert_state(r) for r in rows]
 
     def alert(self, key: str) -> AlertState | None:
         with self._conn() as conn:
             row = conn.execute(Q["alert_get"], {"key": key}).fetchone()
-        return None if row is None else _alert(row)
+        return None if row is None else make_alert_state(row)
 
     def open_alert(
         self,
@@ -710,10 +712,7 @@ class PostgresStore(Store):
             rows = conn.execute(
                 Q["outbox_claim"], {"limit": limit, "hold": hold, "now": self._now_param()}
             ).fetchall()
-        return [
-            OutboxItem(id=r[0], alert_key=r[1], action=r[2], sink=r[3], payload=r[4], attempts=r[5])
-            for r in sorted(rows)
-        ]
+        return [make_outbox_item(r) for r in sorted(rows)]
 
     def settle_outbox(
         self,
@@ -740,21 +739,7 @@ class PostgresStore(Store):
     def outbox(self, key: str | None = None) -> list[OutboxItem]:
         with self._conn() as conn:
             rows = conn.execute(Q["outbox_rows"], {"key": key}).fetchall()
-        return [
-            OutboxItem(
-                id=r[0],
-                alert_key=r[1],
-                action=r[2],
-                sink=r[3],
-                payload=r[4],
-                state=r[5],
-                attempts=r[6],
-                created_at=r[7],
-                sent_at=r[8],
-                last_error=r[9],
-            )
-            for r in rows
-        ]
+        return [make_outbox_item(r) for r in rows]
 
     def now(self) -> datetime:
         with self._conn() as conn:
@@ -830,22 +815,6 @@ class PostgresStore(Store):
         with self._conn() as conn:
             rows = conn.execute(Q[query], params).fetchall()
         return [(day, ClaimState(state), n, first) for day, state, n, first in rows]
-
-
-def _alert(row: Sequence[Any]) -> AlertState:
-    key, rule, job, state, severity, summary, details, opened, updated, resolved = row
-    return AlertState(
-        key=key,
-        rule=rule,
-        job=job,
-        state=state,
-        severity=severity,
-        summary=summary,
-        details=details,
-        opened_at=opened,
-        updated_at=updated,
-        resolved_at=resolved,
-    )
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

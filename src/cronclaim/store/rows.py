@@ -3,18 +3,20 @@ wording why an occurrence could not be claimed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronclaim.models import (
+    AlertState,
     Claim,
     ClaimState,
     Event,
     EventKind,
     Occurrence,
+    OutboxItem,
     check_name,
     require_positive,
 )
@@ -357,3 +359,51 @@ def refusal_reason(claim: Claim) -> str:
     if state is ClaimState.FAILED:
         return f"failed after {claim.attempt} attempt(s): {claim.last_error}"
     return f"missed: {claim.last_error}"
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def make_alert_state(values: Sequence[Any], instant: Callable[[Any], Any] = _same) -> AlertState:
+    """An alert row; ``instant`` turns the backend's stored instants into datetimes."""
+    key, rule, job, state, severity, summary, details, opened, updated, resolved = values
+    return AlertState(
+        key=key,
+        rule=rule,
+        job=job,
+        state=state,
+        severity=severity,
+        summary=summary,
+        details=details,
+        opened_at=instant(opened),
+        updated_at=instant(updated),
+        resolved_at=None if resolved is None else instant(resolved),
+    )
+
+
+def make_outbox_item(values: Sequence[Any], instant: Callable[[Any], Any] = _same) -> OutboxItem:
+    """An outbox row: the six columns of a due delivery, or all ten of a listing."""
+    item_id, key, action, sink, payload = values[:5]
+    if len(values) == 6:
+        return OutboxItem(
+            id=item_id,
+            alert_key=key,
+            action=action,
+            sink=sink,
+            payload=payload,
+            attempts=values[5],
+        )
+    state, attempts, created, sent, error = values[5:]
+    return OutboxItem(
+        id=item_id,
+        alert_key=key,
+        action=action,
+        sink=sink,
+        payload=payload,
+        state=state,
+        attempts=attempts,
+        created_at=None if created is None else instant(created),
+        sent_at=None if sent is None else instant(sent),
+        last_error=error,
+    )

@@ -55,9 +55,11 @@ from cronclaim.store.rows import (
     completed_claim,
     fresh_claim,
     is_claimable,
+    make_alert_state,
     make_claim,
     make_claims,
     make_event,
+    make_outbox_item,
     refusal_reason,
     text_forms,
 )
@@ -371,10 +373,7 @@ class SQLiteStore(Store):
         if not by_key:
             return []
         batch = json.dumps(
-            [
-                [*key, *forms]
-                for key, forms in zip(by_key, text_forms(by_key.values()), strict=True)
-            ]
+            [[*key, *forms] for key, forms in zip(by_key, text_forms(by_key.values()), strict=True)]
         )
         taken: list[Claim] = []
         rows: list[list[Any]] = []
@@ -1002,34 +1001,18 @@ class SQLiteStore(Store):
             rows = conn.execute(Q["missed_since"], {"job": job, "since": to_us(since)})
             return [(r[0], EPOCH + timedelta(microseconds=r[1]), r[2]) for r in rows]
 
-    @staticmethod
-    def _alert(row: Sequence[Any]) -> AlertState:
-        key, rule, job, state, severity, summary, details, opened, updated, resolved = row
-        return AlertState(
-            key=key,
-            rule=rule,
-            job=job,
-            state=state,
-            severity=severity,
-            summary=summary,
-            details=details,
-            opened_at=EPOCH + timedelta(microseconds=opened),
-            updated_at=EPOCH + timedelta(microseconds=updated),
-            resolved_at=from_us(resolved),
-        )
-
     def alerts(self, *, open_only: bool = True) -> list[AlertState]:
         with self._read() as conn:
             if open_only:
                 rows = conn.execute(Q["alerts_open"]).fetchall()
             else:
                 rows = conn.execute(Q["alerts_all"]).fetchall()
-        return [self._alert(r) for r in rows]
+        return [make_alert_state(r, from_us) for r in rows]
 
     def alert(self, key: str) -> AlertState | None:
         with self._read() as conn:
             row = conn.execute(Q["alert_get"], {"key": key}).fetchone()
-        return None if row is None else self._alert(row)
+        return None if row is None else make_alert_state(row, from_us)
 
     def open_alert(
         self,
@@ -1099,10 +1082,7 @@ class SQLiteStore(Store):
             conn.executemany(
                 Q["outbox_lease"], [{"id": r[0], "until": until, "now": now_us} for r in rows]
             )
-        return [
-            OutboxItem(id=r[0], alert_key=r[1], action=r[2], sink=r[3], payload=r[4], attempts=r[5])
-            for r in rows
-        ]
+        return [make_outbox_item(r) for r in rows]
 
     def settle_outbox(
         self,
@@ -1130,21 +1110,7 @@ class SQLiteStore(Store):
     def outbox(self, key: str | None = None) -> list[OutboxItem]:
         with self._read() as conn:
             rows = conn.execute(Q["outbox_rows"], {"key": key}).fetchall()
-        return [
-            OutboxItem(
-                id=r[0],
-                alert_key=r[1],
-                action=r[2],
-                sink=r[3],
-                payload=r[4],
-                state=r[5],
-                attempts=r[6],
-                created_at=from_us(r[7]),
-                sent_at=from_us(r[8]),
-                last_error=r[9],
-            )
-            for r in rows
-        ]
+        return [make_outbox_item(r, from_us) for r in rows]
 
     def now(self) -> datetime:
         return self._now()
