@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from _shared import RESULTS, throwaway_database, write_section
 from psycopg import ClientCursor
 from psycopg_pool import PoolTimeout
 
@@ -56,13 +56,7 @@ from cronclaim import App, Occurrence
 from cronclaim.store.queries import load_queries
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
-START_MARK = "<!-- claims:start -->"
-END_MARK = "<!-- claims:end -->"
 
-ADMIN_URL = os.environ.get(
-    "CRONCLAIM_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DB_PREFIX = "cronclaim_bench_claims_"  # other bench scripts use cronclaim_bench_*
 
 BATCH = 1000
@@ -481,39 +475,9 @@ def pg_raw_variants(conn: psycopg.Connection[Any]) -> list[Variant]:
     ]
 
 
-def _admin() -> psycopg.Connection[Any]:
-    return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-
-
-def _drop_orphans(admin: psycopg.Connection[Any]) -> None:
-    """Drop databases of earlier runs of this script whose process is gone."""
-    for (name,) in admin.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'cronclaim\\_bench\\_claims\\_%'"
-    ).fetchall():
-        match = re.fullmatch(DB_PREFIX + r"(\d+)_[0-9a-f]{8}", name)
-        if match and int(match[1]) != os.getpid() and not os.path.exists(f"/proc/{match[1]}"):
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    """A throwaway database for this run, dropped at the end whatever happens."""
-    name = f"{DB_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with _admin() as admin:
-        _drop_orphans(admin)
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
-        info["dbname"] = name
-        yield psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()})
-    finally:
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @contextlib.contextmanager
 def pg_backend() -> Iterator[Backend]:
-    with pg_database() as conninfo:
+    with throwaway_database(DB_PREFIX) as conninfo:
         url = "postgresql://" + conninfo_to_url(conninfo)
         app = App(url, lease=LEASE, migrate=True, pool_size=2)
         raw = psycopg.connect(conninfo, autocommit=True)
@@ -906,23 +870,6 @@ def report(backends: list[Backend], args: argparse.Namespace, plans: dict[str, l
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_results(section: str) -> None:
-    block = f"{START_MARK}\n{section}{END_MARK}"
-    if RESULTS.exists():
-        text = RESULTS.read_text(encoding="utf-8")
-        start, end = text.find(START_MARK), text.find(END_MARK)
-        if start != -1 and end > start:
-            text = text[:start] + block + text[end + len(END_MARK) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-    else:
-        text = (
-            "# Benchmark results\n\nEach section is written by its script in `bench/` "
-            "(see `bench/README.md`); re-run the script to refresh it.\n\n" + block + "\n"
-        )
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1005,7 +952,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     if args.backend == "all":
-        write_results(section)
+        write_section("claims", section)
         print(f"written to {RESULTS}")
     else:
         print("(RESULTS.md is written only by a run over all backends)")

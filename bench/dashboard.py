@@ -39,11 +39,11 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg
+from _shared import ADMIN_URL, RESULTS, drop_orphans, write_section
 
 from cronclaim import VirtualClock
 from cronclaim.models import Occurrence, TickRecord, format_instant
@@ -54,13 +54,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client asks for httpx2
     from starlette.testclient import TestClient
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
-START_MARK = "<!-- dashboard:start -->"
-END_MARK = "<!-- dashboard:end -->"
-ADMIN_URL = os.environ.get(
-    "CRONCLAIM_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DB_PREFIX = "cronclaim_bench_dashboard_"
 
 JOB = "inventory-predict"
@@ -217,7 +210,7 @@ def pg_store() -> Iterator[tuple[Store, str, str]]:
     name = f"{DB_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
     info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        drop_orphans(admin)
+        drop_orphans(admin, DB_PREFIX)
         admin.execute(f'CREATE DATABASE "{name}"')
         version = admin.execute("SHOW server_version").fetchone()
     url = "postgresql://{user}@{host}:{port}/{name}".format(
@@ -234,16 +227,6 @@ def pg_store() -> Iterator[tuple[Store, str, str]]:
             store.close()
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def drop_orphans(admin: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Drop the databases of earlier runs that were killed before their cleanup."""
-    for (name,) in admin.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'cronclaim\\_bench\\_dashboard\\_%'"
-    ).fetchall():
-        match = re.fullmatch(DB_PREFIX + r"(\d+)_[0-9a-f]{8}", str(name))
-        if match and int(match[1]) != os.getpid() and not os.path.exists(f"/proc/{match[1]}"):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -333,23 +316,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str) -> None:
-    block = f"{START_MARK}\n{section}{END_MARK}"
-    if RESULTS.exists():
-        text = RESULTS.read_text(encoding="utf-8")
-        start, end = text.find(START_MARK), text.find(END_MARK)
-        if start != -1 and end > start:
-            text = text[:start] + block + text[end + len(END_MARK) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-    else:
-        text = (
-            "# Benchmark results\n\nEach section is written by its script in `bench/` "
-            "(see `bench/README.md`); re-run the script to refresh it.\n\n" + block + "\n"
-        )
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=50_000, help="default 50,000")
@@ -375,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     if args.backend == "all":
-        write_results(section)
+        write_section("dashboard", section)
         print(f"written to {RESULTS}")
     else:
         print("(RESULTS.md is written only by a run over all backends)")

@@ -47,7 +47,6 @@ import json
 import logging
 import os
 import platform
-import re
 import resource
 import shutil
 import signal
@@ -57,22 +56,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from _shared import RESULTS, throwaway_database, write_section
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
-START_MARK = "<!-- fanout:start -->"
-END_MARK = "<!-- fanout:end -->"
-
-ADMIN_URL = os.environ.get(
-    "CRONCLAIM_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DB_PREFIX = "cronclaim_bench_fanout_"  # other bench scripts use cronclaim_bench_*
 
 JOB = "noop"
@@ -265,9 +256,7 @@ def child_peer(spec: dict[str, Any]) -> dict[str, Any]:
     n = spec["n"]
 
     def make_app(periodic: bool) -> Any:
-        app = procrastinate.App(
-            connector=procrastinate.PsycopgConnector(conninfo=spec["conninfo"])
-        )
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=spec["conninfo"]))
 
         @app.task(name="noop")
         async def noop(timestamp: int, tenant: str) -> None:
@@ -276,9 +265,7 @@ def child_peer(spec: dict[str, Any]) -> dict[str, Any]:
         if periodic:
             for i in range(n):
                 tenant = f"tenant-{i:06d}"
-                app.periodic(cron=CRON, periodic_id=tenant, task_kwargs={"tenant": tenant})(
-                    noop
-                )
+                app.periodic(cron=CRON, periodic_id=tenant, task_kwargs={"tenant": tenant})(noop)
         return app
 
     async def run() -> dict[str, Any]:
@@ -372,36 +359,6 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     if out.stderr.strip():
         print(out.stderr.rstrip(), file=sys.stderr)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def _admin() -> psycopg.Connection[Any]:
-    return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-
-
-def _drop_orphans(admin: psycopg.Connection[Any]) -> None:
-    """Drop databases of earlier runs of this script whose process is gone."""
-    for (name,) in admin.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'cronclaim\\_bench\\_fanout\\_%'"
-    ).fetchall():
-        match = re.fullmatch(DB_PREFIX + r"(\d+)_[0-9a-f]{8}", name)
-        if match and int(match[1]) != os.getpid() and not os.path.exists(f"/proc/{match[1]}"):
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    """A throwaway database, dropped at the end whatever happens."""
-    name = f"{DB_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with _admin() as admin:
-        _drop_orphans(admin)
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
-        info["dbname"] = name
-        yield psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()})
-    finally:
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pg_url(conninfo: str) -> str:
@@ -644,8 +601,10 @@ class Report:
                 f"Idle: a worker (not burst, default poll 30 s) with {max(a.n):,} tenants and "
                 f"nothing due, measured for {a.idle:.0f} s after its first fan-out settled:\n"
             )
-            out.append("| backend | CPU s over the window | share of one core | start-up CPU s "
-                       "(first fan-out) | peak RSS MB |")
+            out.append(
+                "| backend | CPU s over the window | share of one core | start-up CPU s "
+                "(first fan-out) | peak RSS MB |"
+            )
             out.append("|---|---:|---:|---:|---:|")
             for backend, r in self.idle.items():
                 out.append(
@@ -782,17 +741,6 @@ class Report:
         return out
 
 
-def write_results(section: str) -> None:
-    block = f"{START_MARK}\n{section}{END_MARK}"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start, end = text.find(START_MARK), text.find(END_MARK)
-    if start != -1 and end > start:
-        text = text[:start] + block + text[end + len(END_MARK) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -872,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             places = Places(tmp)
             if "postgres" in backends:
-                places.pg_conninfo = stack.enter_context(pg_database())
+                places.pg_conninfo = stack.enter_context(throwaway_database(DB_PREFIX))
                 from cronclaim import App
 
                 schema = App(pg_url(places.pg_conninfo), migrate=True)
@@ -915,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     if args.backend == "all" and args.peer:
-        write_results(section)
+        write_section("fanout", section)
         print(f"written to {RESULTS}")
     else:
         print("(RESULTS.md is written only by a run over both backends with the peer)")
@@ -1000,7 +948,7 @@ def conduct(args: argparse.Namespace, backends: tuple[str, ...], places: Places)
         print(f"store alone {backend:8s} {STORE_N / result['wall']:8,.0f}/s", flush=True)
     peer: dict[str, dict[str, Any]] = {}
     if args.peer:
-        with pg_database() as conninfo:
+        with throwaway_database(DB_PREFIX) as conninfo:
             result = run_child(
                 {
                     "kind": "peer",

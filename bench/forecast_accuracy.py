@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _shared import RESULTS, write_section
+
 from cronclaim.demo.forecast import BASELINE_NAME, MODEL_NAME, Backtest, backtest
 from cronclaim.demo.platform import DEFAULT_SEED, generate_platform
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
-START_MARK = "<!-- forecast:start -->"
-END_MARK = "<!-- forecast:end -->"
 HORIZONS = (7, 14)
 
 
@@ -125,24 +124,6 @@ def render(
     return "\n".join(out) + "\n"
 
 
-def write_results(section: str) -> None:
-    """Replace only the text between our markers; create the file if it is missing."""
-    block = f"{START_MARK}\n{section}{END_MARK}"
-    if RESULTS.exists():
-        text = RESULTS.read_text(encoding="utf-8")
-        start, end = text.find(START_MARK), text.find(END_MARK)
-        if start != -1 and end > start:
-            text = text[:start] + block + text[end + len(END_MARK) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-    else:
-        text = (
-            "# Benchmark results\n\nEach section is written by its script in `bench/` "
-            "(see `bench/README.md`); re-run the script to refresh it.\n\n" + block + "\n"
-        )
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="platform seed")
@@ -155,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(args.seed, args.weeks, summaries, per_restaurant, elapsed)
     sys.stdout.write(section)
     if not args.no_write:
-        write_results(section)
+        write_section("forecast", section)
         print(f"written to {RESULTS}")
     return 0
 
