@@ -311,7 +311,11 @@ def forecast_usage(history: Sequence[float], horizon: int = HORIZON_DAYS) -> lis
     return seasonal_naive_forecast(history, horizon)
 
 
-def answer(request: ForecastRequest) -> ForecastResult:
+#: How an ingredient's usage is forecast: ``(history, horizon) -> daily usage``.
+Forecaster = Callable[[Sequence[float], int], Sequence[float]]
+
+
+def answer(request: ForecastRequest, forecaster: Forecaster = forecast_usage) -> ForecastResult:
     """The service's answer to ``request``, computed in-process (the server calls this)."""
     incoming: dict[str, dict[date, float]] = {}
     for delivery in request.deliveries:
@@ -319,7 +323,7 @@ def answer(request: ForecastRequest) -> ForecastResult:
         per_day[delivery.day] = per_day.get(delivery.day, 0.0) + delivery.quantity
     results: dict[str, IngredientForecast] = {}
     for name, history in request.history.items():
-        usage = [round(v, 4) for v in forecast_usage(history, request.horizon_days)]
+        usage = [round(v, 4) for v in forecaster(history, request.horizon_days)]
         terms = request.ingredients[name]
         outlook = stock_outlook(
             request.day,
@@ -387,9 +391,11 @@ class InferenceService(LocalServer):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], datetime] | None = None,
+        forecaster: Forecaster = forecast_usage,
     ) -> None:
         super().__init__(host=host, port=port)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._forecaster = forecaster
         self._log: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
 
@@ -491,7 +497,7 @@ class InferenceService(LocalServer):
             status = fault.status if fault.kind is FaultKind.ERROR else None
             log(fault, status, None)  # before a hang, so the log shows it while it hangs
             return self.apply_fault(fault)
-        result = answer(parsed)
+        result = answer(parsed, self._forecaster)
         response = Response.json(200, result.to_json())
         if fault is not None:
             reply = self.apply_fault(fault, response)

@@ -18,15 +18,13 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 
-from cronclaim.demo._http import Reply, Request, Response
-from cronclaim.demo.faults import Fault, FaultKind
-from cronclaim.demo.forecast import HORIZON_DAYS, MODEL_NAME, stock_outlook
+from cronclaim.demo.forecast import HORIZON_DAYS
 from cronclaim.demo.inference import (
+    Forecaster,
     ForecastRequest,
     ForecastResult,
     InferenceService,
-    IngredientForecast,
-    LoggedRequest,
+    answer,
     forecast_usage,
 )
 from cronclaim.demo.platform import generate_platform
@@ -92,43 +90,21 @@ def fitted_from_json(data: Mapping[str, Sequence[float]]) -> dict[ForecastKey, t
     return fitted
 
 
+def fitted_forecaster(fitted: Mapping[ForecastKey, Sequence[float]]) -> Forecaster:
+    """Forecasts from the fitted models, fitting afresh only a history never fitted."""
+
+    def forecast(history: Sequence[float], horizon: int) -> Sequence[float]:
+        usage = fitted.get(history_key(history, horizon))
+        return usage if usage is not None else forecast_usage(history, horizon)
+
+    return forecast
+
+
 def warm_answer(
     request: ForecastRequest, fitted: Mapping[ForecastKey, tuple[float, ...]]
 ) -> ForecastResult:
     """What :func:`cronclaim.demo.inference.answer` answers, from fitted forecasts."""
-    incoming: dict[str, dict[date, float]] = {}
-    for delivery in request.deliveries:
-        per_day = incoming.setdefault(delivery.ingredient, {})
-        per_day[delivery.day] = per_day.get(delivery.day, 0.0) + delivery.quantity
-    results: dict[str, IngredientForecast] = {}
-    for name, history in request.history.items():
-        usage = fitted.get(history_key(history, request.horizon_days))
-        if usage is None:
-            usage = tuple(round(v, 4) for v in forecast_usage(history, request.horizon_days))
-        terms = request.ingredients[name]
-        outlook = stock_outlook(
-            request.day,
-            request.stock[name],
-            usage,
-            incoming.get(name, {}),
-            lead_time_days=terms.lead_time_days,
-            delivery_weekdays=terms.delivery_weekdays,
-        )
-        results[name] = IngredientForecast(
-            ingredient=name,
-            forecast=usage,
-            stockout_date=outlook.stockout_date,
-            next_possible_delivery=outlook.next_possible_delivery,
-            order_by=outlook.order_by,
-            at_risk=outlook.at_risk,
-        )
-    return ForecastResult(
-        restaurant_id=request.restaurant_id,
-        day=request.day,
-        model=MODEL_NAME,
-        horizon_days=request.horizon_days,
-        ingredients=results,
-    )
+    return answer(request, fitted_forecaster(fitted))
 
 
 class WarmInferenceService(InferenceService):
@@ -143,62 +119,6 @@ class WarmInferenceService(InferenceService):
         port: int = 0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, clock=clock)
-        self._fitted = dict(fitted)
-
-    def _forecast(self, request: Request) -> Reply:
-        # The parent's request handling, with warm_answer in place of answer.
-        caller = request.headers.get("x-caller") or request.headers.get("user-agent")
-        key = request.headers.get("idempotency-key")
-        try:
-            parsed = ForecastRequest.from_json(request.json())
-        except ValueError as exc:
-            self._log_request(None, None, caller, key, None, 400, None, str(exc))
-            return Response.json(400, {"error": str(exc)})
-        fault = self.faults.take(restaurant_id=parsed.restaurant_id, day=parsed.day)
-        if fault is not None and fault.kind is not FaultKind.LATENCY:
-            status = fault.status if fault.kind is FaultKind.ERROR else None
-            self._log_request(parsed.restaurant_id, parsed.day, caller, key, fault, status, None)
-            return self.apply_fault(fault)
-        result = warm_answer(parsed, self._fitted)
-        response = Response.json(200, result.to_json())
-        if fault is not None:
-            reply = self.apply_fault(fault, response)
-            answered = reply is response
-            self._log_request(
-                parsed.restaurant_id,
-                parsed.day,
-                caller,
-                key,
-                fault,
-                200 if answered else None,
-                result if answered else None,
-            )
-            return reply
-        self._log_request(parsed.restaurant_id, parsed.day, caller, key, None, 200, result)
-        return response
-
-    def _log_request(
-        self,
-        restaurant_id: str | None,
-        day: date | None,
-        caller: str | None,
-        key: str | None,
-        fault: Fault | None,
-        status: int | None,
-        result: ForecastResult | None,
-        error: str | None = None,
-    ) -> None:
-        self._record(
-            LoggedRequest(
-                at=self._clock(),
-                restaurant_id=restaurant_id,
-                day=day,
-                caller=caller,
-                idempotency_key=key,
-                fault=fault.kind if fault else None,
-                status=status,
-                answer=result,
-                error=error,
-            )
+        super().__init__(
+            host=host, port=port, clock=clock, forecaster=fitted_forecaster(dict(fitted))
         )
