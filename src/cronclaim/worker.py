@@ -19,6 +19,7 @@ import contextlib
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +52,13 @@ COMPLETE_DELAY = 0.01
 #: completions cost as much as the batch's own on SQLite.
 SUCCESS_INTERVAL = 1.0
 LEASE_LOST = "cronclaim: lease lost to a takeover"
+#: The interpreter's thread switch interval while ``Worker.run()`` serves (Python's
+#: default is 5 ms). The worker's threads (fan-out, completions, heartbeats, sync jobs)
+#: spend their time in the database driver, which lets go of the GIL for every
+#: statement; with the event loop busy, each statement then waited up to a whole
+#: interval to take it back, holding SQLite's write lock the while. See
+#: docs/decisions.md, "The GIL convoy".
+SWITCH_INTERVAL = 0.0002
 
 
 @dataclass
@@ -211,6 +219,7 @@ class Worker:
         alerts: AlertConfig | None = None,
         alert_interval: Duration = "30s",
         metrics: Metrics | None = None,
+        switch_interval: float | None = SWITCH_INTERVAL,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidInput(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -232,6 +241,15 @@ class Worker:
         self.grace = parse_duration(grace, "grace", allow_zero=True)
         self.poll = parse_duration(poll, "poll")
         self.batch_size = batch_size
+        if switch_interval is not None and not (
+            isinstance(switch_interval, int | float)
+            and not isinstance(switch_interval, bool)
+            and 0 < switch_interval <= 1
+        ):
+            raise InvalidInput(
+                f"switch interval must be seconds in (0, 1], or None, got {switch_interval!r}"
+            )
+        self.switch_interval = switch_interval
         self.worker_id = app.worker_id
         self.stats = WorkerStats()
         self.telemetry = Telemetry(metrics)
@@ -274,10 +292,21 @@ class Worker:
     # -- public ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve until stopped (SIGTERM/SIGINT), or until idle with ``burst``."""
-        asyncio.run(
-            self.serve(install_signals=threading.current_thread() is threading.main_thread())
-        )
+        """Serve until stopped (SIGTERM/SIGINT), or until idle with ``burst``.
+
+        From the main thread (the process is the worker's: ``cronclaim worker``), this
+        also installs the signal handlers and sets the interpreter's thread switch
+        interval to ``switch_interval`` until it returns (``None`` leaves it alone).
+        """
+        main = threading.current_thread() is threading.main_thread()
+        previous = sys.getswitchinterval()
+        if main and self.switch_interval is not None:
+            sys.setswitchinterval(self.switch_interval)
+        try:
+            asyncio.run(self.serve(install_signals=main))
+        finally:
+            if main and self.switch_interval is not None:
+                sys.setswitchinterval(previous)
 
     def stop(self) -> None:
         """Ask the worker to stop claiming, finish running work within the grace period,

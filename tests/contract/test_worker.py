@@ -4,6 +4,7 @@ missed occurrences, pacing and the ledger."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from cronclaim import App, ClaimState, EventKind, SystemClock, VirtualClock
+from cronclaim.exceptions import InvalidInput
 from cronclaim.jobs import Backoff
 from cronclaim.models import Occurrence, Tenant
 from cronclaim.status import ledger_report
@@ -373,6 +375,33 @@ def test_burst_processes_everything_due_now_and_returns(
     assert time.monotonic() - began < 30
     assert sorted(ran) == [f"r{i:03d}" for i in range(25)]
     assert worker.stats.done == 25
+
+
+def test_run_sets_the_thread_switch_interval_while_it_serves_and_restores_it(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    clock.set(MONDAY + timedelta(hours=7, minutes=1))
+    app = make_app()
+    seen: list[float] = []
+
+    @app.job("push", cron="0 7 * * *", tenants=fleet(3, ["UTC"]), window="3h")
+    async def push(tenant: Tenant, run: Any) -> None:
+        seen.append(sys.getswitchinterval())
+
+    before = sys.getswitchinterval()
+    assert before != pytest.approx(0.0003)
+    Worker(app, burst=True, switch_interval=0.0003).run()
+    assert seen == [pytest.approx(0.0003)] * 3
+    assert sys.getswitchinterval() == before
+
+    # None leaves the interpreter's setting alone; nonsense is refused up front.
+    clock.set(MONDAY + timedelta(days=1, hours=7, minutes=1))
+    seen.clear()
+    Worker(app, burst=True, switch_interval=None).run()
+    assert seen == [before] * 3
+    for bad in (0, -1, 2, True, "fast"):
+        with pytest.raises(InvalidInput, match="switch interval"):
+            Worker(app, switch_interval=bad)  # type: ignore[arg-type]
 
 
 def test_finished_runs_stay_leased_until_marked_done_and_never_rerun(
