@@ -415,6 +415,34 @@ def test_complete_marks_done_and_appends_completed(store: Store, clock: VirtualC
     assert (event.worker, event.token, event.at) == ("worker-a", 1, T0 + timedelta(seconds=7))
 
 
+def test_the_claims_acquire_and_complete_return_are_the_stored_rows(
+    store: Store, clock: VirtualClock
+) -> None:
+    """The stores build these claims from what they wrote rather than read them back:
+    a fresh claim, one completed after heartbeats (given its first claim object), one
+    retried after a release, and one taken over, must each equal the row."""
+    fresh = store.acquire(occ("fresh"), worker="worker-a", lease=LEASE)
+    assert store.get(occ("fresh")) == fresh
+    clock.advance(timedelta(seconds=30))
+    store.heartbeat(fresh, lease=LEASE)
+    clock.advance(timedelta(seconds=45))
+    done = store.complete(fresh)
+    assert store.get(occ("fresh")) == done
+    assert (done.lease_expires_at, done.finished_at) == (None, clock.now())
+
+    first = store.acquire(occ("retried"), worker="worker-a", lease=LEASE)
+    store.release(first, error="boom", retry_after=timedelta(0))
+    second = store.acquire(occ("retried"), worker="worker-b", lease=LEASE)
+    clock.advance(timedelta(seconds=3))
+    done = store.complete(second)
+    assert store.get(occ("retried")) == done
+    assert (done.attempt, done.token, done.worker, done.last_error) == (2, 2, "worker-b", None)
+
+    _, new = taken_over(store, clock, occ("taken"))
+    done = store.complete(new)
+    assert store.get(occ("taken")) == done
+
+
 def test_release_keeps_the_error_and_the_retry_time(store: Store, clock: VirtualClock) -> None:
     claim = store.acquire(occ(), worker="worker-a", lease=LEASE)
     clock.advance(timedelta(seconds=5))

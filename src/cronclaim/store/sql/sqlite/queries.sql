@@ -28,13 +28,13 @@ WHERE job = :job AND tenant = :tenant AND scheduled_for = :scheduled_for;
 
 -- name: insert_claim
 -- A fresh claim, token 1 and attempt 1; nothing when the occurrence already has a row.
+-- Only the id comes back: the row holds what the store just wrote.
 INSERT INTO cronclaim_claims (job, tenant, scheduled_for, local_time, time_zone, tick, state, token,
                               attempt, worker, claimed_at, lease_expires_at)
 VALUES (:job, :tenant, :scheduled_for, :local_time, :time_zone, :tick, 'claimed', 1, 1, :worker,
         :now, :lease_expires_at)
 ON CONFLICT DO NOTHING
-RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
+RETURNING id;
 
 -- name: take_claim
 -- Take a claimable row (pending or released and due, or claimed with its lease expired)
@@ -115,12 +115,12 @@ RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, to
           claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
 
 -- name: complete
--- The current holder marks the occurrence done.
+-- The current holder marks the occurrence done. Only the id comes back: the store builds
+-- the done claim from the one it was given (see completed_claim).
 UPDATE cronclaim_claims
 SET state = 'done', finished_at = :now, lease_expires_at = NULL, last_error = NULL
 WHERE id = :id AND token = :token AND state = 'claimed'
-RETURNING id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
-          claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at;
+RETURNING id;
 
 -- name: completable_in_batch
 -- Of each [id, token] of the JSON array :batch, the ids whose token is current and whose
