@@ -309,9 +309,10 @@ def report(
         "cursor, the cells of those tenants only, the day totals from the fan-out records, "
         "and the counts that are not done from the partial indexes of failed/missed and of "
         "open rows; none of it grows with the number of tenants. The overview counts each "
-        "of its three ledgers row by row (`Store.ledger`), and the audit page runs "
-        "`cronclaim.audit.run_audit`, whose reads by state scan the claims: both grow with "
-        "the tenants and are reported here without a target."
+        "of its three ledgers row by row (`Store.ledger`): it grows with the tenants and is "
+        "reported here without a target. The audit page (`cronclaim.audit.run_audit`) "
+        "reads the partial indexes of claims and events that went wrong: it grows with the "
+        "trouble, not with the tenants (`docs/decisions.md` #16)."
     )
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,10 @@
 -- Named queries for operations: audit, replay, the dead-man's switch and alert state.
 -- Instants are integer microseconds (UTC), as in queries.sql.
+--
+-- Queries of what went wrong repeat the predicate of the partial index
+-- cronclaim_events_trouble (kind IN ('released', 'failed', 'stale_rejected', 'missed',
+-- 'lease_expired')) word for word: SQLite uses a partial index only when the query's
+-- WHERE holds its terms literally, and would otherwise read every event.
 
 -- name: audit_orphans
 -- Claimed rows nobody settles: the lease expired before :lease_cutoff and nobody took
@@ -31,7 +36,9 @@ SELECT c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick
        e.worker, e.token, e.detail, e.at
 FROM cronclaim_events AS e
 JOIN cronclaim_claims AS c ON c.id = e.claim_id
-WHERE e.kind = 'stale_rejected' AND e.at >= :since AND (:job IS NULL OR c.job = :job)
+WHERE e.kind = 'stale_rejected'
+  AND e.kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired')
+  AND e.at >= :since AND (:job IS NULL OR c.job = :job)
 ORDER BY e.at
 LIMIT :limit;
 
@@ -45,7 +52,9 @@ SELECT c.id, c.job, c.tenant, c.scheduled_for, c.local_time, c.time_zone, c.tick
 FROM (
     SELECT claim_id, error, COUNT(*) AS n
     FROM cronclaim_events
-    WHERE kind IN ('released', 'failed') AND at >= :since AND error IS NOT NULL
+    WHERE kind IN ('released', 'failed')
+      AND kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired')
+      AND at >= :since AND error IS NOT NULL
     GROUP BY claim_id, error
     HAVING COUNT(*) >= :min_count
 ) AS r
@@ -88,26 +97,38 @@ SELECT last_success_at FROM cronclaim_jobs WHERE job = :job;
 -- name: failures_since
 -- Failed attempts of :job since :since by dependency and tenant, with one sample error.
 SELECT COALESCE(e.detail, ''), c.tenant, COUNT(*), MAX(e.error)
+-- CROSS JOIN keeps the events outermost, read from their partial index by time: the
+-- planner would otherwise walk every claim the job ever had.
 FROM cronclaim_events AS e
-JOIN cronclaim_claims AS c ON c.id = e.claim_id
-WHERE e.kind IN ('released', 'failed') AND e.at >= :since AND c.job = :job
+CROSS JOIN cronclaim_claims AS c ON c.id = e.claim_id
+WHERE e.kind IN ('released', 'failed')
+  AND e.kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired')
+  AND e.at >= :since AND c.job = :job
 GROUP BY COALESCE(e.detail, ''), c.tenant;
 
 -- name: failed_since
 -- Occurrences of :job that failed since :since and are still failed, with the
 -- dependency of their last failure.
 SELECT COALESCE(e.detail, ''), c.tenant, c.last_error, c.scheduled_for
+-- CROSS JOIN keeps the events outermost, read from their partial index by time: the
+-- planner would otherwise walk every claim the job ever had.
 FROM cronclaim_events AS e
-JOIN cronclaim_claims AS c ON c.id = e.claim_id
-WHERE e.kind = 'failed' AND e.at >= :since AND c.job = :job AND c.state = 'failed'
+CROSS JOIN cronclaim_claims AS c ON c.id = e.claim_id
+WHERE e.kind = 'failed'
+  AND e.kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired')
+  AND e.at >= :since AND c.job = :job AND c.state = 'failed'
 ORDER BY c.scheduled_for;
 
 -- name: missed_since
 -- Occurrences of :job recorded missed since :since and still missed.
 SELECT c.tenant, c.scheduled_for, c.last_error
+-- CROSS JOIN keeps the events outermost, read from their partial index by time: the
+-- planner would otherwise walk every claim the job ever had.
 FROM cronclaim_events AS e
-JOIN cronclaim_claims AS c ON c.id = e.claim_id
-WHERE e.kind = 'missed' AND e.at >= :since AND c.job = :job AND c.state = 'missed'
+CROSS JOIN cronclaim_claims AS c ON c.id = e.claim_id
+WHERE e.kind = 'missed'
+  AND e.kind IN ('released', 'failed', 'stale_rejected', 'missed', 'lease_expired')
+  AND e.at >= :since AND c.job = :job AND c.state = 'missed'
 ORDER BY c.scheduled_for;
 
 -- name: alert_get
