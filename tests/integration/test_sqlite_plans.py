@@ -83,6 +83,49 @@ def test_no_query_reads_a_growing_table_whole(conn: sqlite3.Connection, name: st
     assert reads_whole(conn, name) == []
 
 
+# Queries that may read a job's rows through a full index by job alone, and why.
+WHOLE_JOB = {
+    # MAX(tenant) of the job: one seek to the end of the index range, not a walk.
+    "dashboard_tenants_after": "max seek",
+    "dashboard_tenants_done_after": "max seek",
+    "dashboard_tenants_final_after": "max seek",
+    "dashboard_tenants_open_after": "max seek",
+    "dashboard_tenants_problems_after": "max seek",
+    # Operator commands and the fallback for jobs never fanned out (direct claims): they
+    # filter by instant, which no full index of the claims holds (docs/decisions.md #16).
+    "replay_candidates": "left alone",
+    "latest_claim_ticks": "left alone",
+}
+
+
+def walks_a_job(conn: sqlite3.Connection, name: str) -> list[str]:
+    """Plan lines that read every row a job ever had (an index range on job alone)."""
+    partial = partial_indexes(conn)
+    found = []
+    for line in plan(conn, name):
+        match = re.match(r"SEARCH (\w+) USING (?:COVERING )?INDEX (\w+) \(job=\?\)$", line)
+        if match and table_of(QUERIES[name], match[1]) in GROWING and match[2] not in partial:
+            found.append(line)
+    return found
+
+
+@pytest.mark.parametrize("name", STATEMENTS)
+def test_no_query_walks_every_row_of_a_job(conn: sqlite3.Connection, name: str) -> None:
+    if name in WHOLE_JOB:
+        assert walks_a_job(conn, name) != [], (
+            f"{name} no longer walks a job: drop it from WHOLE_JOB"
+        )
+    else:
+        assert walks_a_job(conn, name) == []
+
+
+def test_closing_windows_reads_only_open_rows(conn: sqlite3.Connection) -> None:
+    """The worker closes windows with SQLite's write lock held."""
+    assert plan(conn, "windows_closed") == [
+        "SEARCH cronclaim_claims USING INDEX cronclaim_claims_open (job=? AND scheduled_for<?)"
+    ]
+
+
 @pytest.mark.parametrize("name", TROUBLE_QUERIES)
 def test_trouble_is_read_from_its_partial_index_first(conn: sqlite3.Connection, name: str) -> None:
     lines = [line for line in plan(conn, name) if line.startswith(("SCAN", "SEARCH"))]

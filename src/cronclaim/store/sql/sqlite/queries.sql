@@ -247,10 +247,13 @@ WHERE id = b.found_id AND token = b.found_token;
 -- name: windows_closed
 -- Open rows of :job whose window has closed (it opened at the tick, or at the latest
 -- replay, before :cutoff): pending, released, or claimed with an expired lease.
+-- The literal state IN (...) is the predicate of cronclaim_claims_open: SQLite reads that
+-- small index only when the query holds its terms word for word (it runs with the write
+-- lock held, so it must not walk every row the job ever had).
 SELECT id, job, tenant, scheduled_for, local_time, time_zone, tick, state, token, attempt, worker,
        claimed_at, lease_expires_at, retry_at, finished_at, last_error, replays, replayed_at
 FROM cronclaim_claims
-WHERE job = :job AND scheduled_for < :cutoff
+WHERE job = :job AND state IN ('pending', 'released', 'claimed') AND scheduled_for < :cutoff
   AND (replayed_at IS NULL OR replayed_at < :cutoff)
   AND (state IN ('pending', 'released') OR (state = 'claimed' AND lease_expires_at <= :now));
 
