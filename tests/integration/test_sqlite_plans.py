@@ -59,18 +59,19 @@ def table_of(sql: str, name: str) -> str:
     return aliases.get(name, name)
 
 
-def partial_indexes(conn: sqlite3.Connection) -> set[str]:
+@pytest.fixture(scope="module")
+def partial(conn: sqlite3.Connection) -> set[str]:
+    """The partial indexes: a read through one (open claims, trouble events) is bounded."""
     rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall()
     return {name for name, sql in rows if sql and " WHERE " in sql}
 
 
-def reads_whole(conn: sqlite3.Connection, name: str) -> list[str]:
-    """Plan lines that read a growing table from end to end (a scan of the table or of
-    a full index); a scan of a partial index (open claims, trouble events) is bounded."""
-    partial = partial_indexes(conn)
+def unbounded(conn: sqlite3.Connection, partial: set[str], name: str, pattern: str) -> list[str]:
+    """Plan lines of ``name`` that ``pattern`` (groups: table or alias, index) matches on
+    a growing table, read without an index or through one that is not partial."""
     found = []
     for line in plan(conn, name):
-        match = re.match(r"SCAN (\w+)(?: USING (?:COVERING )?INDEX (\w+))?", line)
+        match = re.match(pattern, line)
         if match is None or table_of(QUERIES[name], match[1]) not in GROWING:
             continue
         if match[2] is None or match[2] not in partial:
@@ -78,9 +79,17 @@ def reads_whole(conn: sqlite3.Connection, name: str) -> list[str]:
     return found
 
 
+# A scan of the table or of a full index: every row, end to end.
+READS_WHOLE = r"SCAN (\w+)(?: USING (?:COVERING )?INDEX (\w+))?"
+# An index range on job alone: every row the job ever had.
+WALKS_A_JOB = r"SEARCH (\w+) USING (?:COVERING )?INDEX (\w+) \(job=\?\)$"
+
+
 @pytest.mark.parametrize("name", STATEMENTS)
-def test_no_query_reads_a_growing_table_whole(conn: sqlite3.Connection, name: str) -> None:
-    assert reads_whole(conn, name) == []
+def test_no_query_reads_a_growing_table_whole(
+    conn: sqlite3.Connection, partial: set[str], name: str
+) -> None:
+    assert unbounded(conn, partial, name, READS_WHOLE) == []
 
 
 # Queries that may read a job's rows through a full index by job alone, and why.
@@ -98,25 +107,15 @@ WHOLE_JOB = {
 }
 
 
-def walks_a_job(conn: sqlite3.Connection, name: str) -> list[str]:
-    """Plan lines that read every row a job ever had (an index range on job alone)."""
-    partial = partial_indexes(conn)
-    found = []
-    for line in plan(conn, name):
-        match = re.match(r"SEARCH (\w+) USING (?:COVERING )?INDEX (\w+) \(job=\?\)$", line)
-        if match and table_of(QUERIES[name], match[1]) in GROWING and match[2] not in partial:
-            found.append(line)
-    return found
-
-
 @pytest.mark.parametrize("name", STATEMENTS)
-def test_no_query_walks_every_row_of_a_job(conn: sqlite3.Connection, name: str) -> None:
+def test_no_query_walks_every_row_of_a_job(
+    conn: sqlite3.Connection, partial: set[str], name: str
+) -> None:
+    walks = unbounded(conn, partial, name, WALKS_A_JOB)
     if name in WHOLE_JOB:
-        assert walks_a_job(conn, name) != [], (
-            f"{name} no longer walks a job: drop it from WHOLE_JOB"
-        )
+        assert walks != [], f"{name} no longer walks a job: drop it from WHOLE_JOB"
     else:
-        assert walks_a_job(conn, name) == []
+        assert walks == []
 
 
 def test_closing_windows_reads_only_open_rows(conn: sqlite3.Connection) -> None:

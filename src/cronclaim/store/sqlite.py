@@ -302,15 +302,10 @@ class SQLiteStore(Store):
             # rather than read again first.
             new = None
             if row is None:
-                new = conn.execute(
-                    Q["insert_claim"],
-                    {
-                        **params,
-                        "local_time": _local_text(occurrence),
-                        "time_zone": occurrence.time_zone,
-                        "tick": occurrence.tick,
-                    },
-                ).fetchone()
+                params["local_time"] = _local_text(occurrence)
+                params["time_zone"] = occurrence.time_zone
+                params["tick"] = occurrence.tick
+                new = conn.execute(Q["insert_claim"], params).fetchone()
             if new is not None:
                 self._event(
                     conn, new[0], EventKind.ACQUIRED, now_us, worker=worker, attempt=1, token=1
